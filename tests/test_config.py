@@ -1,0 +1,73 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from train.config import Config, ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_parses(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+    assert cfg.name == path.stem
+
+
+def test_default_config_uses_bundled_backbone_and_repo_data():
+    cfg = load_config(REPO / "configs" / "default.yaml")
+    assert cfg.model.backbone == "bundled:multilingual-e5-small"
+    assert cfg.data.files == ["data/labels/*.jsonl"]
+    assert cfg.run_dir == Path("runs/default")
+
+
+def test_set_overrides_convert_types():
+    cfg = load_config(None, ["train.epochs=3", "train.learning_rate=2e-5", "data.train_langs=[en, de]",
+                             "model.freeze_embeddings=false", "hub.repo_id=org/name"])
+    assert cfg.train.epochs == 3.0 and isinstance(cfg.train.epochs, float)
+    assert cfg.train.learning_rate == pytest.approx(2e-5)
+    assert cfg.data.train_langs == ["en", "de"]
+    assert cfg.model.freeze_embeddings is False
+    assert cfg.hub.repo_id == "org/name"
+
+
+def test_unknown_key_suggests_the_closest(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lerning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=re.escape("Unknown config key: train.lerning_rate — did you mean train.learning_rate?")):
+        load_config(path)
+
+
+def test_unknown_section_and_override():
+    with pytest.raises(ConfigError, match="did you mean train"):
+        load_config(None, ["trian.epochs=1"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.batch_size=abc", "train.batch_size must be an integer, got 'abc'"),
+    ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+    ("model.freeze_embeddings=maybe", "model.freeze_embeddings must be true or false"),
+    ("train.precision=int4", "train.precision must be one of"),
+    ("data.test_size=0.9", "data.test_size must be in (0, 0.5)"),
+    ("hub.push=true", "hub.push is true but hub.repo_id is not set"),
+    ("train.epochs", "--set expects key=value"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [override])
+
+
+def test_missing_config_file_and_data_glob(tmp_path):
+    with pytest.raises(ConfigError, match="Config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    cfg = load_config(None, [f"data.files=[{tmp_path}/*.jsonl]"])
+    with pytest.raises(ConfigError, match=re.escape("data.files[0]: no file matches")):
+        cfg.data_files()
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(None, ["train.epochs=2", "name=x"])
+    cfg.save(tmp_path / "train_config.yaml")
+    again = load_config(tmp_path / "train_config.yaml")
+    assert again == cfg

@@ -1,0 +1,140 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from infer.labels import LabelSchema
+from lead_fixtures import REPO, synthetic_records, write_jsonl
+from train.data import DataError, check, encode_labels, load_records, main, split_records, validate_files
+
+DATA_FILES = sorted((REPO / "data" / "labels").glob("*.jsonl"))
+
+
+def good() -> dict:
+    return dict(synthetic_records(n_groups=1)[0])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"stance": "pro"}, "unknown stance label 'pro'"),
+    ({"issues": ["nukes"]}, "unknown issue label 'nukes'"),
+    ({"text": "   "}, "empty text"),
+    ({"lang": "english"}, "bad language code 'english'"),
+    ({"lang": "xx"}, "bad language code 'xx'"),
+    ({"origin": "scraped"}, "unknown origin 'scraped'"),
+    ({"source": None}, "seed records need source"),
+    ({"extra": 1}, "unknown field(s) ['extra']"),
+    ({"issues": "expansion"}, "'issues' must be a list"),
+])
+def test_bad_record_names_file_and_line(tmp_path, schema, change, message):
+    bad = {**good(), **change, "id": "bad"}
+    path = write_jsonl(tmp_path / "d.jsonl", [good(), bad])
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: {message}")):
+        validate_files([path], schema)
+
+
+def test_missing_field(tmp_path, schema):
+    rec = good()
+    del rec["group"]
+    path = write_jsonl(tmp_path / "d.jsonl", [rec])
+    with pytest.raises(DataError, match=re.escape(f"{path}:1: missing field(s) ['group']")):
+        validate_files([path], schema)
+
+
+def test_invalid_json_and_duplicates(tmp_path, schema):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(good()) + "\n{not json\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: invalid JSON")):
+        validate_files([path], schema)
+    a, b = good(), {**good(), "text": "another text"}
+    write_jsonl(path, [a, b])
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: duplicate id {a['id']!r} (first at {path}:1)")):
+        validate_files([path], schema)
+    write_jsonl(path, [a, {**a, "id": "other", "text": a["text"].upper() + "  "}])
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: duplicate text (id other) first at {path}:1")):
+        validate_files([path], schema)
+
+
+def test_empty_and_missing_files(tmp_path, schema):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(DataError, match=re.escape(f"{empty}: no records (empty data file)")):
+        validate_files([empty], schema)
+    with pytest.raises(DataError, match="data file not found"):
+        validate_files([tmp_path / "missing.jsonl"], schema)
+
+
+def test_load_records_goes_through_datasets(data_file, schema):
+    import datasets
+
+    ds = load_records([data_file], schema)
+    assert isinstance(ds, datasets.Dataset)
+    assert len(ds) == len(synthetic_records())
+    assert ds.column_names == ["id", "text", "lang", "issues", "stance", "origin", "source", "group"]
+
+
+def test_splits_are_grouped_seeded_and_complete(data_file, schema):
+    ds = load_records([data_file], schema)
+    a = split_records(ds, schema, val_size=0.2, test_size=0.2, seed=1)
+    b = split_records(ds, schema, val_size=0.2, test_size=0.2, seed=1)
+    assert {k: v["id"] for k, v in a.items()} == {k: v["id"] for k, v in b.items()}
+    groups = {k: set(v["group"]) for k, v in a.items()}
+    assert not groups["train"] & groups["validation"]
+    assert not groups["train"] & groups["test"]
+    assert not groups["validation"] & groups["test"]
+    assert sum(len(v) for v in a.values()) == len(ds)
+
+
+def test_authored_train_only_and_train_langs(data_file, schema):
+    ds = load_records([data_file], schema)
+    s = split_records(ds, schema, val_size=0.2, test_size=0.2, seed=0, authored_train_only=True, train_langs=["en"])
+    assert "authored" not in set(s["validation"]["origin"]) | set(s["test"]["origin"])
+    assert set(s["train"]["lang"]) == {"en"}
+    assert len(set(s["test"]["lang"])) == 3
+
+
+def test_too_little_data_is_a_clear_error(tmp_path, schema):
+    path = write_jsonl(tmp_path / "d.jsonl", synthetic_records(n_groups=2)[:3])
+    ds = load_records([path], schema)
+    with pytest.raises(DataError, match="too little data"):
+        split_records(ds, schema, val_size=0.2, test_size=0.2, seed=0)
+
+
+def test_encode_labels(schema):
+    vec = encode_labels(["missiles", "china_alignment"], "against", schema)
+    assert vec == [0, 1, 0, 0, 1, 0, 1, 0]
+
+
+# --- the shipped dataset ---------------------------------------------------------------------------
+
+def test_shipped_data_is_valid_and_meets_the_counts():
+    schema = LabelSchema.from_yaml(REPO / "data" / "labels" / "schema.yaml")
+    summary = check(DATA_FILES, schema, min_issue=60, min_stance=100)
+    assert set(summary.by_origin) == {"seed", "translation", "authored"}
+    assert summary.by_origin["authored"] >= 200
+    translation_langs = {json.loads(l)["lang"] for f in DATA_FILES if "translation" in f.name
+                         for l in f.read_text(encoding="utf-8").splitlines() if l.strip()}
+    assert len(translation_langs) >= 6
+
+
+def test_every_seed_paragraph_has_its_translations_in_the_same_group():
+    records = [json.loads(l) for f in DATA_FILES for l in f.read_text(encoding="utf-8").splitlines() if l.strip()]
+    seeds = {r["group"]: r for r in records if r["origin"] == "seed"}
+    for r in records:
+        if r["origin"] == "translation":
+            seed = seeds[r["group"]]
+            assert (r["source"], r["issues"], r["stance"]) == (seed["source"], seed["issues"], seed["stance"]), r["id"]
+
+
+def test_check_cli(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "records: OK" in out and "china_alignment" in out
+
+
+def test_check_cli_fails_on_bad_file(tmp_path, capsys):
+    rec = {**good(), "stance": "pro"}
+    path = write_jsonl(tmp_path / "d.jsonl", [rec])
+    assert main(["check", str(path), "--schema", str(REPO / "data/labels/schema.yaml")]) == 1
+    assert f"{path}:1: unknown stance label 'pro'" in capsys.readouterr().err

@@ -1,0 +1,299 @@
+"""Typed run configuration: YAML in, validated dataclasses out, `--set key=value` overrides.
+
+Every key is a typed field with a help text. Unknown keys fail with a "did you mean" hint, wrong
+types name the key, and the resolved config is saved next to the checkpoint (`config.yaml`).
+
+Example:
+    >>> cfg = load_config("configs/default.yaml", overrides=["train.epochs=2"])
+    >>> cfg.train.epochs
+    2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import glob
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    files: list[str] = field(
+        default_factory=lambda: ["data/labels/*.jsonl"],
+        metadata={"help": "JSON Lines files or glob patterns with labeled records."},
+    )
+    schema: str = field(default="data/labels/schema.yaml", metadata={"help": "Label schema YAML."})
+    val_size: float = field(default=0.15, metadata={"help": "Fraction of groups for validation."})
+    test_size: float = field(default=0.15, metadata={"help": "Fraction of groups for the test split."})
+    authored_train_only: bool = field(
+        default=False,
+        metadata={"help": "Put every authored record in train; val/test then hold seed+translation only."},
+    )
+    train_langs: list[str] | None = field(
+        default=None, metadata={"help": "Keep only these languages in train (e.g. [en] for a transfer run)."}
+    )
+    max_length: int = field(default=256, metadata={"help": "Token limit per training example."})
+
+    def __post_init__(self) -> None:
+        for key in ("val_size", "test_size"):
+            value = getattr(self, key)
+            if not 0.0 < value < 0.5:
+                raise ConfigError(f"data.{key} must be in (0, 0.5), got {value}")
+        if not self.files:
+            raise ConfigError("data.files is empty: give at least one JSON Lines file or glob")
+        if self.max_length < 8 or self.max_length > 512:
+            raise ConfigError(f"data.max_length must be in [8, 512], got {self.max_length}")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = field(
+        default="bundled:multilingual-e5-small",
+        metadata={"help": "bundled:<name>, a Hugging Face model id, or a local checkpoint directory."},
+    )
+    freeze_embeddings: bool = field(
+        default=True, metadata={"help": "Freeze the (vocabulary-sized) embedding matrices."}
+    )
+    dropout: float | None = field(default=None, metadata={"help": "Classifier dropout; null keeps the backbone's."})
+
+    def __post_init__(self) -> None:
+        if not self.backbone.strip():
+            raise ConfigError("model.backbone is empty")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class LossConfig:
+    issue_weight: float = field(default=1.0, metadata={"help": "Weight of the issue BCE loss."})
+    stance_weight: float = field(default=1.0, metadata={"help": "Weight of the stance cross-entropy loss."})
+    issue_pos_weight: bool = field(
+        default=True, metadata={"help": "BCE pos_weight = negatives/positives per issue (from train)."}
+    )
+    stance_class_weight: bool = field(
+        default=True, metadata={"help": "Balanced class weights for the stance cross-entropy (from train)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.issue_weight < 0 or self.stance_weight < 0 or self.issue_weight + self.stance_weight == 0:
+            raise ConfigError(
+                f"loss weights must be >= 0 and not both 0, got issue_weight={self.issue_weight}, "
+                f"stance_weight={self.stance_weight}"
+            )
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = field(default=6.0, metadata={"help": "Maximum number of epochs."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (overrides epochs if > 0)."})
+    batch_size: int = field(default=16, metadata={"help": "Per-device training batch size."})
+    eval_batch_size: int = field(default=64, metadata={"help": "Per-device evaluation batch size."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps per optimizer update."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps for linear warmup."})
+    scheduler: str = field(default="linear", metadata={"help": "transformers lr_scheduler_type."})
+    early_stopping_patience: int = field(
+        default=2, metadata={"help": "Evaluations without validation macro-F1 gain before stopping (0: off)."}
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto",
+        metadata={"help": "auto: bf16 where the GPU or CPU (AMX / AVX512-BF16) runs it natively, else fp32."},
+    )
+    group_by_length: bool = field(default=True, metadata={"help": "Batch examples of similar length."})
+    logging_steps: int = field(default=10, metadata={"help": "Log training loss every N steps."})
+    eval_max_samples: int | None = field(
+        default=None, metadata={"help": "Cap validation examples per evaluation (null: all)."}
+    )
+    dataloader_num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (null: torch default)."})
+
+    def __post_init__(self) -> None:
+        positive = {
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "logging_steps": self.logging_steps,
+        }
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {value}")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError("set train.epochs > 0 or train.max_steps > 0")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"train.learning_rate must be in (0, 1), got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class EvalConfig:
+    enabled: bool = field(default=True, metadata={"help": "Write the evaluation report at the end of training."})
+    split: str = field(default="test", metadata={"help": "Split the end-of-run report evaluates."})
+    baselines: list[str] = field(
+        default_factory=lambda: ["majority", "tfidf_logreg", "embeddings_logreg"],
+        metadata={"help": "Baselines reported beside the model."},
+    )
+
+
+@dataclass
+class HubConfig:
+    push: bool = field(default=False, metadata={"help": "Publish the run to the Hugging Face Hub at the end."})
+    repo_id: str | None = field(default=None, metadata={"help": "ORG/NAME of the Hub repository."})
+    private: bool = field(default=True, metadata={"help": "Create the repository as private."})
+
+    def __post_init__(self) -> None:
+        if self.push and not self.repo_id:
+            raise ConfigError("hub.push is true but hub.repo_id is not set")
+
+
+@dataclass
+class Config:
+    name: str = field(default="default", metadata={"help": "Run name; the run goes to runs/<name>/."})
+    seed: int = field(default=42, metadata={"help": "Seed for splits, initialization and data order."})
+    output_dir: str | None = field(default=None, metadata={"help": "Run directory (null: runs/<name>)."})
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
+
+    def data_files(self) -> list[Path]:
+        """Expand `data.files` globs; a pattern that matches nothing is an error naming the key."""
+        found: list[Path] = []
+        for i, pattern in enumerate(self.data.files):
+            matches = sorted(Path(p) for p in glob.glob(pattern))
+            if not matches:
+                raise ConfigError(f"data.files[{i}]: no file matches {pattern!r}")
+            found.extend(m for m in matches if m not in found)
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Build a `Config` from a YAML file (or the defaults) plus `key=value` overrides.
+
+    Args:
+        path: YAML file; None starts from the defaults.
+        overrides: dotted `section.key=value` strings; values are parsed as YAML (`3`, `true`, `[a, b]`).
+
+    Raises:
+        ConfigError: unknown key (with a suggestion), wrong type, or invalid value, naming the key.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+        raw.setdefault("name", path.stem)
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+    return _build(Config, raw, prefix="")
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" — did you mean {prefix}{close[0]}?" if close else f" (known keys: {', '.join(names)})"
+            raise ConfigError(f"Unknown config key: {prefix}{key}{hint}")
+    kwargs = {}
+    for name in names:
+        if name in raw:
+            kwargs[name] = _coerce(raw[name], hints[name], f"{prefix}{name}")
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value if value is not None else {}, prefix=key + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported config type {tp}")

@@ -1,0 +1,313 @@
+"""Labeled records: validation with file:line errors, loading through `datasets`, grouped splits.
+
+Records are JSON Lines with the fields `id, text, lang, issues, stance, origin, source, group`
+(see data/labels/GUIDELINES.md). `validate_files` checks every line and raises a `DataError` naming
+`file:line`; `load_records` then reads the same files through `datasets`' JSON builder; `split_records`
+makes seeded, grouped, stratified train/validation/test splits (a group never straddles two splits).
+
+Command line: `python -m train.data check [FILES...]` validates and prints a summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from infer.labels import LabelSchema
+
+logger = logging.getLogger(__name__)
+
+FIELDS = ("id", "text", "lang", "issues", "stance", "origin", "source", "group")
+ORIGINS = ("seed", "translation", "authored")
+SOURCE_RE = re.compile(r"^[\w.-]+\.txt#\d+$")
+# ISO 639-1 two-letter codes.
+ISO_639_1 = frozenset(
+    """aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz
+    ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io
+    is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr
+    ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si
+    sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh
+    yi yo za zh zu""".split()
+)
+
+
+class DataError(ValueError):
+    """A data file is invalid; the message starts with `file:line`."""
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """Counts over all validated records, for the `check` table and for tests."""
+
+    n: int
+    by_origin: dict[str, int]
+    by_lang: dict[str, int]
+    issue_counts: dict[str, int]
+    stance_counts: dict[str, int]
+    issue_by_lang: dict[str, dict[str, int]]
+    stance_by_lang: dict[str, dict[str, int]]
+
+
+def validate_record(obj: Any, schema: LabelSchema, where: str) -> dict[str, Any]:
+    """Check one parsed line; return it unchanged or raise `DataError` prefixed with `where`."""
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    missing = [f for f in FIELDS if f not in obj]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {missing}")
+    extra = sorted(set(obj) - set(FIELDS))
+    if extra:
+        raise DataError(f"{where}: unknown field(s) {extra}; allowed: {list(FIELDS)}")
+    if not isinstance(obj["id"], str) or not obj["id"].strip():
+        raise DataError(f"{where}: 'id' must be a non-empty string, got {obj['id']!r}")
+    if not isinstance(obj["text"], str) or not obj["text"].strip():
+        raise DataError(f"{where}: empty text (id {obj['id']})")
+    if obj["lang"] not in ISO_639_1:
+        raise DataError(f"{where}: bad language code {obj['lang']!r}: expected ISO 639-1 (e.g. 'en', 'ru')")
+    issues = obj["issues"]
+    if not isinstance(issues, list) or not all(isinstance(i, str) for i in issues):
+        raise DataError(f"{where}: 'issues' must be a list of label names, got {issues!r}")
+    for name in issues:
+        if name not in schema.issues:
+            raise DataError(f"{where}: unknown issue label {name!r}; the schema has {list(schema.issues)}")
+    if len(set(issues)) != len(issues):
+        raise DataError(f"{where}: repeated issue label in {issues}")
+    if obj["stance"] not in schema.stance:
+        raise DataError(f"{where}: unknown stance label {obj['stance']!r}; the schema has {list(schema.stance)}")
+    if obj["origin"] not in ORIGINS:
+        raise DataError(f"{where}: unknown origin {obj['origin']!r}; expected one of {list(ORIGINS)}")
+    source = obj["source"]
+    if obj["origin"] == "authored":
+        if source is not None:
+            raise DataError(f"{where}: authored records have source null, got {source!r}")
+    elif not isinstance(source, str) or not SOURCE_RE.match(source):
+        raise DataError(f"{where}: {obj['origin']} records need source '<seed file>.txt#<paragraph>', got {source!r}")
+    if not isinstance(obj["group"], str) or not obj["group"].strip():
+        raise DataError(f"{where}: 'group' must be a non-empty string, got {obj['group']!r}")
+    return obj
+
+
+def validate_files(files: Iterable[str | Path], schema: LabelSchema) -> list[dict[str, Any]]:
+    """Validate every line of every file; return the records in file order.
+
+    Raises:
+        DataError: `file:line: problem` for the first bad line (unknown label, missing field, duplicate
+            id or text, empty text, bad language code), or for a missing or empty file.
+    """
+    records: list[dict[str, Any]] = []
+    ids: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for path in map(Path, files):
+        if not path.is_file():
+            raise DataError(f"{path}: data file not found")
+        n_before = len(records)
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                where = f"{path}:{lineno}"
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{where}: invalid JSON: {exc.msg}") from exc
+                rec = validate_record(obj, schema, where)
+                if rec["id"] in ids:
+                    raise DataError(f"{where}: duplicate id {rec['id']!r} (first at {ids[rec['id']]})")
+                ids[rec["id"]] = where
+                key = " ".join(rec["text"].split()).casefold()
+                if key in texts:
+                    raise DataError(f"{where}: duplicate text (id {rec['id']}) first at {texts[key]}")
+                texts[key] = where
+                records.append(rec)
+        if len(records) == n_before:
+            raise DataError(f"{path}: no records (empty data file)")
+    if not records:
+        raise DataError("no data files given")
+    return records
+
+
+def load_records(files: Iterable[str | Path], schema: LabelSchema):
+    """Validate `files`, then load them with `datasets`' JSON builder into one `Dataset`.
+
+    Example:
+        >>> ds = load_records(["data/labels/seed.jsonl"], LabelSchema.from_yaml("data/labels/schema.yaml"))
+        >>> ds.column_names[:3]
+        ['id', 'text', 'lang']
+    """
+    import datasets
+
+    files = [str(f) for f in files]
+    validate_files(files, schema)
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "lang": datasets.Value("string"),
+            "issues": datasets.Sequence(datasets.Value("string")),
+            "stance": datasets.Value("string"),
+            "origin": datasets.Value("string"),
+            "source": datasets.Value("string"),
+            "group": datasets.Value("string"),
+        }
+    )
+    return datasets.load_dataset("json", data_files=files, features=features, split="train")
+
+
+def summarize(records: Iterable[dict[str, Any]], schema: LabelSchema) -> DataSummary:
+    records = list(records)
+    issue_by_lang: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    stance_by_lang: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for r in records:
+        issue_by_lang[r["lang"]].update(r["issues"])
+        stance_by_lang[r["lang"]][r["stance"]] += 1
+    issue_counts = collections.Counter(i for r in records for i in r["issues"])
+    stance_counts = collections.Counter(r["stance"] for r in records)
+    return DataSummary(
+        n=len(records),
+        by_origin=dict(collections.Counter(r["origin"] for r in records)),
+        by_lang=dict(collections.Counter(r["lang"] for r in records).most_common()),
+        issue_counts={name: issue_counts[name] for name in schema.issues},
+        stance_counts={name: stance_counts[name] for name in schema.stance},
+        issue_by_lang={lang: {n: c[n] for n in schema.issues} for lang, c in issue_by_lang.items()},
+        stance_by_lang={lang: {n: c[n] for n in schema.stance} for lang, c in stance_by_lang.items()},
+    )
+
+
+def format_summary(summary: DataSummary, schema: LabelSchema) -> str:
+    """A plain-text table: one row per language, one column per label, totals last."""
+    cols = list(schema.issues) + list(schema.stance)
+    width = max(len(c) for c in cols) + 1
+    head = f"{'lang':<6}{'n':>6} " + "".join(f"{c:>{width}}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for lang, n in summary.by_lang.items():
+        row = {**summary.issue_by_lang[lang], **summary.stance_by_lang[lang]}
+        lines.append(f"{lang:<6}{n:>6} " + "".join(f"{row[c]:>{width}}" for c in cols))
+    total = {**summary.issue_counts, **summary.stance_counts}
+    lines.append("-" * len(head))
+    lines.append(f"{'all':<6}{summary.n:>6} " + "".join(f"{total[c]:>{width}}" for c in cols))
+    lines.append("")
+    lines.append("by origin: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.by_origin.items())))
+    return "\n".join(lines)
+
+
+def _strata(ds, schema: LabelSchema) -> np.ndarray:
+    """Stratification key per record: stance plus its rarest issue (rare labels spread over splits)."""
+    freq = collections.Counter(i for issues in ds["issues"] for i in issues)
+    keys = []
+    for stance, issues in zip(ds["stance"], ds["issues"]):
+        rarest = min(issues, key=lambda i: freq[i]) if issues else "none"
+        keys.append(f"{stance}|{rarest}")
+    return np.array(keys)
+
+
+def _take_fold(indices: np.ndarray, strata: np.ndarray, groups: np.ndarray, size: float, seed: int):
+    """Split `indices` into (rest, held) with about `size` of the groups held out, grouped and stratified."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_splits = max(2, round(1.0 / size))
+    n_groups = len(set(groups[indices]))
+    if n_groups < n_splits:
+        raise DataError(f"cannot split {n_groups} groups into {n_splits} folds: too little data for size={size}")
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    rest, held = next(cv.split(indices, strata[indices], groups[indices]))
+    return indices[rest], indices[held]
+
+
+def split_records(ds, schema: LabelSchema, *, val_size: float, test_size: float, seed: int,
+                  authored_train_only: bool = False, train_langs: list[str] | None = None):
+    """Seeded, grouped, stratified train/validation/test splits.
+
+    Every record of a `group` (a seed paragraph and its translations) lands in one split. Validation
+    and test draw on seed and translation records, and on authored records unless
+    `authored_train_only`. `train_langs` keeps only those languages in train (transfer runs).
+
+    Returns:
+        `datasets.DatasetDict` with `train`, `validation`, `test`.
+    """
+    import datasets
+
+    groups = np.array(ds["group"])
+    strata = _strata(ds, schema)
+    origin = np.array(ds["origin"])
+    eligible = np.ones(len(ds), dtype=bool) if not authored_train_only else origin != "authored"
+    pool = np.flatnonzero(eligible)
+    rest, test = _take_fold(pool, strata, groups, test_size, seed)
+    rest, val = _take_fold(rest, strata, groups, val_size / (1.0 - test_size), seed + 1)
+    train = np.sort(np.concatenate([rest, np.flatnonzero(~eligible)]))
+    if train_langs:
+        langs = np.array(ds["lang"])
+        train = train[np.isin(langs[train], train_langs)]
+    splits = datasets.DatasetDict(
+        train=ds.select(train), validation=ds.select(np.sort(val)), test=ds.select(np.sort(test))
+    )
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise DataError(f"the {name} split is empty: add data or change data.val_size/test_size/train_langs")
+    return splits
+
+
+def encode_labels(issues: list[str], stance: str, schema: LabelSchema) -> list[float]:
+    """Multi-hot issues followed by one-hot stance, in head order."""
+    vec = [0.0] * schema.num_labels
+    for name in issues:
+        vec[schema.issues.index(name)] = 1.0
+    vec[len(schema.issues) + schema.stance.index(stance)] = 1.0
+    return vec
+
+
+def tokenize_splits(splits, tokenizer, schema: LabelSchema, max_length: int):
+    """Add `input_ids`, `attention_mask`, `labels` (float vector) and `length` to every split."""
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        enc["labels"] = [encode_labels(i, s, schema) for i, s in zip(batch["issues"], batch["stance"])]
+        enc["length"] = [len(ids) for ids in enc["input_ids"]]
+        return enc
+
+    return splits.map(encode, batched=True, desc="Tokenizing")
+
+
+def check(files: list[str | Path], schema: LabelSchema, min_issue: int = 0, min_stance: int = 0) -> DataSummary:
+    """Validate `files` and check the label counts; raises `DataError` on the first problem."""
+    records = validate_files(files, schema)
+    summary = summarize(records, schema)
+    short = [f"issue {k}: {v} < {min_issue}" for k, v in summary.issue_counts.items() if v < min_issue]
+    short += [f"stance {k}: {v} < {min_stance}" for k, v in summary.stance_counts.items() if v < min_stance]
+    if short:
+        raise DataError("too few examples: " + "; ".join(short))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.data", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check", help="validate data files and print a per-label, per-language summary")
+    p.add_argument("files", nargs="*", help="JSON Lines files (default: data/labels/*.jsonl)")
+    p.add_argument("--schema", default="data/labels/schema.yaml")
+    p.add_argument("--min-issue", type=int, default=60, help="fail if an issue has fewer positives")
+    p.add_argument("--min-stance", type=int, default=100, help="fail if a stance class has fewer records")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    files = args.files or sorted(Path("data/labels").glob("*.jsonl"))
+    try:
+        schema = LabelSchema.from_yaml(args.schema)
+        summary = check(files, schema, args.min_issue, args.min_stance)
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(files)} file(s), {summary.n} records: OK\n")
+    print(format_summary(summary, schema))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The classifier: one encoder, one standard sequence-classification head, a two-group loss.
+
+The head has `len(issues)` logits followed by `len(stance)` logits; `config.json` stores
+`id2label` (`issue/<name>`, `stance/<name>`), `label_schema` and `issue_thresholds`, so the checkpoint
+loads with plain `AutoModelForSequenceClassification` and `pipeline("text-classification")`.
+`problem_type` is `multi_label_classification`, so a plain pipeline applies a sigmoid per label:
+the issue scores are exact and the stance with the highest score is the predicted stance.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+
+from infer.labels import LabelSchema
+from train.backbone import load_pretrained
+from train.config import LossConfig, ModelConfig
+
+logger = logging.getLogger(__name__)
+
+
+def build_model(cfg: ModelConfig, schema: LabelSchema):
+    """Load the backbone with a fresh head sized and labeled from `schema`.
+
+    Returns:
+        (model, tokenizer): an `AutoModelForSequenceClassification` and its fast tokenizer.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = load_pretrained(cfg.backbone, AutoTokenizer)
+    extra = {"classifier_dropout": cfg.dropout} if cfg.dropout is not None else {}
+    model = load_pretrained(
+        cfg.backbone,
+        AutoModelForSequenceClassification,
+        num_labels=schema.num_labels,
+        id2label=schema.id2label,
+        label2id=schema.label2id,
+        problem_type="multi_label_classification",
+        **extra,
+    )
+    model.config.label_schema = schema.to_dict()
+    model.config.issue_thresholds = {name: 0.5 for name in schema.issues}
+    if cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    logger.info("Model %s: %.1fM parameters, %.1fM trainable", cfg.backbone, total / 1e6, trainable / 1e6)
+    return model, tokenizer
+
+
+class IssueStanceLoss(nn.Module):
+    """BCE on the issue logits + cross-entropy on the stance logits, weighted.
+
+    Used as the Trainer's `compute_loss_func(outputs, labels, num_items_in_batch)`; `labels` is the
+    (batch, num_labels) float matrix from `train.data.encode_labels`.
+    """
+
+    def __init__(self, schema: LabelSchema, cfg: LossConfig, train_labels: np.ndarray | None = None):
+        super().__init__()
+        self.schema = schema
+        self.issue_weight = cfg.issue_weight
+        self.stance_weight = cfg.stance_weight
+        k = len(schema.issues)
+        pos_weight = torch.ones(k)
+        class_weight = torch.ones(len(schema.stance))
+        if train_labels is not None and len(train_labels):
+            y = np.asarray(train_labels, dtype=np.float64)
+            if cfg.issue_pos_weight:
+                pos = y[:, :k].sum(0)
+                # negatives/positives, capped so a label with 2 positives cannot dominate the loss
+                pos_weight = torch.tensor(np.clip((len(y) - pos) / np.maximum(pos, 1.0), 1.0, 10.0), dtype=torch.float)
+            if cfg.stance_class_weight:
+                counts = np.maximum(y[:, k:].sum(0), 1.0)
+                class_weight = torch.tensor(len(y) / (len(counts) * counts), dtype=torch.float)
+        self.register_buffer("pos_weight", pos_weight)
+        self.register_buffer("class_weight", class_weight)
+
+    def forward(self, outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]  # (batch, num_labels)
+        logits = logits.float()
+        labels = labels.to(logits.device).float()
+        issues = self.schema.issue_slice
+        stance = self.schema.stance_slice
+        bce = nn.functional.binary_cross_entropy_with_logits(
+            logits[:, issues], labels[:, issues], pos_weight=self.pos_weight.to(logits.device)
+        )
+        ce = nn.functional.cross_entropy(
+            logits[:, stance], labels[:, stance].argmax(1), weight=self.class_weight.to(logits.device)
+        )
+        return self.issue_weight * bce + self.stance_weight * ce

@@ -1,0 +1,137 @@
+"""`main(cfg)`: the whole training job — load data, build model, train, tune thresholds, save, evaluate.
+
+The run is built in `<run_dir>.partial/` (Trainer checkpoints live there, so `--resume` can continue
+an interrupted run) and the finished checkpoint is moved to `<run_dir>/` in one rename, so `infer`
+never sees a half-written run.
+
+Run directory layout:
+    config.json, model.safetensors, tokenizer files   the checkpoint (labels + thresholds in config.json)
+    train_config.yaml   the resolved config
+    splits.json         record ids per split
+    metrics.json        the Trainer's log history and final validation/test figures
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from infer.labels import LabelSchema
+from train.config import Config
+from train.data import load_records, split_records, tokenize_splits
+from train.model import build_model
+from train.thresholds import tune_thresholds
+from train.trainer import build_trainer
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_data(cfg: Config, schema: LabelSchema):
+    """Validated records -> grouped splits (DatasetDict with train/validation/test)."""
+    ds = load_records(cfg.data_files(), schema)
+    return split_records(
+        ds, schema, val_size=cfg.data.val_size, test_size=cfg.data.test_size, seed=cfg.seed,
+        authored_train_only=cfg.data.authored_train_only, train_langs=cfg.data.train_langs,
+    )
+
+
+def _last_checkpoint(work_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+
+
+def _publish_atomically(staging: Path, run_dir: Path) -> None:
+    """Replace `run_dir` by `staging` with renames only; an old run is removed after the swap."""
+    old = run_dir.with_name(f"{run_dir.name}.old-{os.getpid()}")
+    if run_dir.exists():
+        os.rename(run_dir, old)
+    os.rename(staging, run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def main(cfg: Config, resume: bool = False) -> Path:
+    """Train, tune thresholds and save a run; return the finished run directory.
+
+    Example:
+        >>> from train.config import load_config
+        >>> run_dir = main(load_config("configs/default.yaml", ["train.max_steps=2"]))  # doctest: +SKIP
+    """
+    import torch
+    from transformers import set_seed
+
+    started = time.time()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    set_seed(cfg.seed)
+    run_dir = cfg.run_dir
+    work_dir = run_dir.with_name(run_dir.name + ".partial")
+    logger.info("Resolved config:\n%s", json.dumps(cfg.to_dict(), indent=2))
+
+    # 1. data (every error surfaces here, before any model is loaded)
+    schema = LabelSchema.from_yaml(cfg.data.schema)
+    splits = prepare_data(cfg, schema)
+    logger.info("Splits: %s", {k: len(v) for k, v in splits.items()})
+    for rec in splits["train"].select(range(min(3, len(splits["train"])))):
+        logger.info("Sample: [%s] %s -> issues=%s stance=%s", rec["lang"], rec["text"][:100], rec["issues"], rec["stance"])
+
+    # 2. model
+    model, tokenizer = build_model(cfg.model, schema)
+    encoded = tokenize_splits(splits, tokenizer, schema, cfg.data.max_length)
+
+    # 3. train
+    checkpoint = None
+    if resume:
+        checkpoint = _last_checkpoint(work_dir)
+        if checkpoint is None:
+            logger.warning("--resume: no checkpoint in %s, starting from scratch", work_dir)
+        else:
+            logger.info("Resuming from %s", checkpoint)
+    trainer = build_trainer(cfg, model, tokenizer, encoded, schema, work_dir)
+    if checkpoint is None and trainer.is_world_process_zero() and work_dir.exists():
+        shutil.rmtree(work_dir)
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    # 4. thresholds on validation (best checkpoint is loaded at the end of training)
+    val = trainer.predict(encoded["validation"], metric_key_prefix="validation")
+    k = len(schema.issues)
+    val_scores = schema.scores(val.predictions)
+    thresholds = tune_thresholds(val_scores[:, :k], val.label_ids[:, :k])
+    trainer.model.config.issue_thresholds = {n: round(float(t), 4) for n, t in zip(schema.issues, thresholds)}
+    logger.info("Issue thresholds (validation-tuned): %s", trainer.model.config.issue_thresholds)
+    test = trainer.predict(encoded["test"], metric_key_prefix="test")
+
+    if not trainer.is_world_process_zero():
+        return run_dir
+
+    # 5. save into a staging directory, then move into place
+    staging = work_dir / "final"
+    if staging.exists():
+        shutil.rmtree(staging)
+    trainer.save_model(str(staging))
+    cfg.save(staging / "train_config.yaml")
+    shutil.copy(cfg.data.schema, staging / "label_schema.yaml")
+    (staging / "splits.json").write_text(
+        json.dumps({name: split["id"] for name, split in splits.items()}, indent=0), encoding="utf-8"
+    )
+    history = {
+        "log_history": trainer.state.log_history,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "validation": val.metrics,
+        "test": test.metrics,
+        "issue_thresholds": trainer.model.config.issue_thresholds,
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
+    _publish_atomically(staging, run_dir)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    logger.info("Test: issues macro-F1 %.3f, stance macro-F1 %.3f",
+                test.metrics.get("test_issues_macro_f1", np.nan), test.metrics.get("test_stance_macro_f1", np.nan))
+    logger.info("Run saved to %s (%.0f s)", run_dir, time.time() - started)
+    return run_dir
