@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -218,7 +219,10 @@ def _take_fold(indices: np.ndarray, strata: np.ndarray, groups: np.ndarray, size
     if n_groups < n_splits:
         raise DataError(f"cannot split {n_groups} groups into {n_splits} folds: too little data for size={size}")
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    rest, held = next(cv.split(indices, strata[indices], groups[indices]))
+    with warnings.catch_warnings():
+        # "least populated class has fewer members than n_splits": stratify as far as the data allows.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        rest, held = next(cv.split(indices, strata[indices], groups[indices]))
     return indices[rest], indices[held]
 
 

@@ -115,10 +115,11 @@ def main(cfg: Config, resume: bool = False) -> Path:
     if staging.exists():
         shutil.rmtree(staging)
     trainer.save_model(str(staging))
+    (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the resolved YAML config replaces it
     cfg.save(staging / "train_config.yaml")
     shutil.copy(cfg.data.schema, staging / "label_schema.yaml")
     (staging / "splits.json").write_text(
-        json.dumps({name: split["id"] for name, split in splits.items()}, indent=0), encoding="utf-8"
+        json.dumps({name: list(split["id"]) for name, split in splits.items()}, indent=0), encoding="utf-8"
     )
     history = {
         "log_history": trainer.state.log_history,

@@ -8,6 +8,7 @@ natively) and plugs in `IssueStanceLoss` and the project's `IssueStanceMetric`.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ def training_arguments(cfg: Config, output_dir: str | Path):
 
     t = cfg.train
     precision = resolve_precision(t.precision)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     logger.info("Precision: %s (train.precision=%s)", precision, t.precision)
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -66,7 +68,8 @@ def training_arguments(cfg: Config, output_dir: str | Path):
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         length_column_name="length",
         dataloader_num_workers=t.dataloader_num_workers,
-        ddp_backend=None if torch.cuda.is_available() else "gloo",
+        # torchrun / accelerate set WORLD_SIZE; on CPU the only DDP backend is gloo
+        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
         report_to="none",
     )
 

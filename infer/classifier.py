@@ -1,0 +1,252 @@
+"""`Classifier`: a trained checkpoint, its labels and thresholds, and a fast, thread-safe `classify`.
+
+Texts longer than the model's window are split into overlapping windows (never truncated); issue
+scores are the max over windows and stance probabilities the token-weighted mean. Batches are
+sorted by length so padding stays small, and run under `torch.inference_mode()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Sequence, overload
+
+import numpy as np
+import torch
+
+from infer.labels import LabelSchema
+from infer.prediction import DocumentPrediction, Prediction
+from infer.routes import PROBE_TEXTS, ROUTES, apply_route, available_routes
+
+logger = logging.getLogger(__name__)
+
+MODEL_ENV = "STC_MODEL"
+DEFAULT_RUN = Path("runs") / "default"
+_PARAGRAPH_SPLIT = re.compile(r"\n\s*\n|\r\n\s*\r\n")
+
+
+def check_texts(texts: Sequence[object]) -> list[str]:
+    """Raise a TypeError/ValueError naming the index of the first unusable text."""
+    out = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"texts[{i}] is empty or whitespace only")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"texts[{i}] is not valid Unicode ({exc.reason} at position {exc.start})") from exc
+        out.append(text)
+    return out
+
+
+def default_model_path() -> str:
+    """`$STC_MODEL`, else `runs/default/` if it holds a finished run, else a clear error."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return env
+    if (DEFAULT_RUN / "config.json").is_file():
+        return str(DEFAULT_RUN)
+    raise FileNotFoundError(
+        f"No model given and no trained run at {DEFAULT_RUN}/. Train one with "
+        "`python -m train --config configs/default.yaml`, set the environment variable "
+        f"{MODEL_ENV}, or pass model=<run directory or Hugging Face model id>."
+    )
+
+
+class Classifier:
+    """A loaded checkpoint ready to tag paragraphs. Build it with `infer.load(...)`.
+
+    Example:
+        >>> clf = Classifier.from_pretrained("runs/default")  # doctest: +SKIP
+        >>> clf.classify("NATO rejected Moscow's demand to halt enlargement.").issues  # doctest: +SKIP
+        ['expansion']
+    """
+
+    def __init__(self, model, tokenizer, schema: LabelSchema, thresholds: Sequence[float],
+                 device: torch.device, route: str = "fp32", max_length: int | None = None, stride: int = 64):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.schema = schema
+        self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.device = device
+        self.route = route
+        limit = getattr(model.config, "max_position_embeddings", 512) - 2
+        self.max_length = min(max_length or tokenizer.model_max_length, limit, 512)
+        self.stride = min(stride, self.max_length // 2)
+        self._tokenizer_lock = threading.Lock()  # fast tokenizers are not safe to share across threads
+
+    @classmethod
+    def from_pretrained(cls, model: str | os.PathLike, device: str | torch.device | None = None,
+                        route: str = "auto") -> Classifier:
+        """Load a run directory, a local checkpoint or a Hub model id trained by this package.
+
+        Args:
+            model: path or model id.
+            device: `cpu`, `cuda`, ... (default: CUDA if available, else CPU).
+            route: `auto` (fastest native route that agrees with fp32 on a probe set) or one of
+                `fp32`, `bf16`, `fp16`, `int8` to force it.
+        """
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        if route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}; expected one of {ROUTES}")
+        path = str(model)
+        if Path(path).exists() and not (Path(path) / "config.json").is_file():
+            raise FileNotFoundError(f"{path} has no config.json: not a checkpoint or finished run directory")
+        config = AutoConfig.from_pretrained(path)
+        schema = LabelSchema.from_model_config(config)
+        thresholds = getattr(config, "issue_thresholds", None) or {}
+        missing = [n for n in schema.issues if n not in thresholds]
+        if missing:
+            raise ValueError(f"{path}: config.json issue_thresholds lacks {missing}; was training finished?")
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        fp32 = AutoModelForSequenceClassification.from_pretrained(path, config=config).eval()
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        clf = cls(fp32, tokenizer, schema, [thresholds[n] for n in schema.issues], device, "fp32")
+        if route == "auto":
+            return clf._fastest_agreeing_route(fp32)
+        return clf.with_route(route) if route != "fp32" else clf.to_device()
+
+    def to_device(self) -> Classifier:
+        self.model.to(self.device)
+        return self
+
+    def with_route(self, route: str) -> Classifier:
+        """A new classifier sharing tokenizer and labels, with the model converted for `route`."""
+        model = apply_route(self.model, route, self.device)
+        return Classifier(model, self.tokenizer, self.schema, self.thresholds, self.device, route,
+                          self.max_length, self.stride)
+
+    def agreement(self, other: Classifier, texts: Sequence[str] = PROBE_TEXTS) -> float:
+        """Share of (text, label) decisions on which two classifiers agree (issues and stance)."""
+        a, b = self.predict_scores(list(texts)), other.predict_scores(list(texts))
+        k = len(self.schema.issues)
+        same_issues = (a[:, :k] >= self.thresholds) == (b[:, :k] >= other.thresholds)
+        same_stance = a[:, k:].argmax(1) == b[:, k:].argmax(1)
+        return float(np.concatenate([same_issues.ravel(), same_stance]).mean())
+
+    def _fastest_agreeing_route(self, fp32_model) -> Classifier:
+        reference = self.to_device()
+        for route in available_routes(self.device):
+            if route == "fp32":
+                break
+            candidate = reference.with_route(route)
+            agree = reference.agreement(candidate)
+            if agree >= 0.97:
+                logger.info("Route %s: agreement with fp32 %.3f, using it", route, agree)
+                return candidate
+            logger.warning("Route %s disagrees with fp32 on %.1f%% of probe decisions; not used",
+                           route, 100 * (1 - agree))
+        logger.info("Route fp32")
+        return reference
+
+    # -- core -------------------------------------------------------------------------------------
+
+    def _windows(self, texts: list[str]):
+        """Tokenize into windows of at most max_length tokens, overlapping by `stride` tokens."""
+        with self._tokenizer_lock:
+            enc = self.tokenizer(
+                texts, truncation=True, max_length=self.max_length, stride=self.stride,
+                return_overflowing_tokens=True, return_attention_mask=False,
+            )
+        return enc["input_ids"], enc["overflow_to_sample_mapping"]
+
+    @torch.inference_mode()
+    def _logits(self, windows: list[list[int]], batch_size: int) -> np.ndarray:
+        order = np.argsort([-len(w) for w in windows], kind="stable")  # longest first, little padding
+        out = np.empty((len(windows), self.schema.num_labels), dtype=np.float32)
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = max(len(windows[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, :len(windows[i])] = torch.tensor(windows[i])
+                mask[row, :len(windows[i])] = 1
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            out[idx] = logits.float().cpu().numpy()  # (batch, num_labels)
+        return out
+
+    def predict_scores(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Scores (n, num_labels) per text: issue sigmoid max over windows, stance mean over windows."""
+        scores, _ = self._scores_and_windows(texts, batch_size)
+        return scores
+
+    def _scores_and_windows(self, texts: list[str], batch_size: int):
+        windows, owner = self._windows(texts)
+        window_scores = self.schema.scores(self._logits(windows, batch_size))
+        owner = np.asarray(owner)
+        weights = np.array([len(w) for w in windows], dtype=np.float64)
+        k = len(self.schema.issues)
+        scores = np.zeros((len(texts), self.schema.num_labels))
+        counts = np.bincount(owner, minlength=len(texts))
+        np.maximum.at(scores[:, :k], owner, window_scores[:, :k])
+        stance = np.zeros((len(texts), len(self.schema.stance)))
+        np.add.at(stance, owner, window_scores[:, k:] * weights[:, None])
+        scores[:, k:] = stance / stance.sum(axis=1, keepdims=True)
+        return scores, counts
+
+    def _prediction(self, text: str, row: np.ndarray, windows: int) -> Prediction:
+        k = len(self.schema.issues)
+        issue_scores = {n: round(float(s), 6) for n, s in zip(self.schema.issues, row[:k])}
+        stance_scores = {n: round(float(s), 6) for n, s in zip(self.schema.stance, row[k:])}
+        return Prediction(
+            text=text,
+            issues=[n for n, s, t in zip(self.schema.issues, row[:k], self.thresholds) if s >= t],
+            issue_scores=issue_scores,
+            stance=self.schema.stance[int(np.argmax(row[k:]))],
+            stance_scores=stance_scores,
+            windows=int(windows),
+        )
+
+    # -- public API -------------------------------------------------------------------------------
+
+    @overload
+    def classify(self, texts: str, batch_size: int = 32) -> Prediction: ...
+    @overload
+    def classify(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]: ...
+
+    def classify(self, texts, batch_size: int = 32):
+        """Tag one text (returns a `Prediction`) or a list of texts (returns a list, same order).
+
+        Raises:
+            TypeError: an item is not a str (message names its index).
+            ValueError: an item is empty, whitespace only, or not valid Unicode.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        single = isinstance(texts, str)
+        if texts is None or not (single or isinstance(texts, Sequence)):
+            raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
+        items = check_texts([texts] if single else list(texts))
+        if not items:
+            return []
+        scores, counts = self._scores_and_windows(items, batch_size)
+        preds = [self._prediction(t, row, c) for t, row, c in zip(items, scores, counts)]
+        return preds[0] if single else preds
+
+    def classify_document(self, text: str, batch_size: int = 32) -> DocumentPrediction:
+        """Split a document on blank lines (or single newlines), classify each paragraph, aggregate."""
+        check_texts([text])
+        parts = [p.strip() for p in _PARAGRAPH_SPLIT.split(text) if p.strip()]
+        if len(parts) == 1:
+            parts = [p.strip() for p in text.splitlines() if p.strip()]
+        paragraphs = self.classify(parts, batch_size=batch_size)
+        k = len(self.schema.issues)
+        issue_max = {n: max(p.issue_scores[n] for p in paragraphs) for n in self.schema.issues}
+        votes = {n: sum(p.stance == n for p in paragraphs) / len(paragraphs) for n in self.schema.stance}
+        mass = {n: sum(p.stance_scores[n] for p in paragraphs) for n in self.schema.stance}
+        stance = max(self.schema.stance, key=lambda n: (votes[n], mass[n]))
+        return DocumentPrediction(
+            issues=[n for n, t in zip(self.schema.issues, self.thresholds[:k]) if issue_max[n] >= t],
+            issue_scores=issue_max,
+            stance=stance,
+            stance_distribution=votes,
+            paragraphs=paragraphs,
+        )
