@@ -44,6 +44,10 @@ class DataConfig:
         default=None, metadata={"help": "Keep only these languages in train (e.g. [en] for a transfer run)."}
     )
     max_length: int = field(default=256, metadata={"help": "Token limit per training example."})
+    cv_folds: int | None = field(
+        default=None, metadata={"help": "Grouped K-fold: the test split is fold cv_fold of K (set by --cv)."}
+    )
+    cv_fold: int = field(default=0, metadata={"help": "Which fold is the test split when cv_folds is set."})
 
     def __post_init__(self) -> None:
         for key in ("val_size", "test_size"):
@@ -52,6 +56,9 @@ class DataConfig:
                 raise ConfigError(f"data.{key} must be in (0, 0.5), got {value}")
         if not self.files:
             raise ConfigError("data.files is empty: give at least one JSON Lines file or glob")
+        if self.cv_folds is not None and not (2 <= self.cv_folds and 0 <= self.cv_fold < self.cv_folds):
+            raise ConfigError(f"data.cv_folds must be >= 2 and 0 <= data.cv_fold < cv_folds, got "
+                              f"{self.cv_folds}, {self.cv_fold}")
         if self.max_length < 8 or self.max_length > 512:
             raise ConfigError(f"data.max_length must be in [8, 512], got {self.max_length}")
 

@@ -210,11 +210,12 @@ def _strata(ds, schema: LabelSchema) -> np.ndarray:
     return np.array(keys)
 
 
-def _take_fold(indices: np.ndarray, strata: np.ndarray, groups: np.ndarray, size: float, seed: int):
-    """Split `indices` into (rest, held) with about `size` of the groups held out, grouped and stratified."""
+def _take_fold(indices: np.ndarray, strata: np.ndarray, groups: np.ndarray, size: float, seed: int,
+               n_splits: int | None = None, fold: int = 0):
+    """Split `indices` into (rest, held): fold `fold` of a grouped, stratified K-fold (K = 1/size)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    n_splits = max(2, round(1.0 / size))
+    n_splits = n_splits or max(2, round(1.0 / size))
     n_groups = len(set(groups[indices]))
     if n_groups < n_splits:
         raise DataError(f"cannot split {n_groups} groups into {n_splits} folds: too little data for size={size}")
@@ -222,17 +223,22 @@ def _take_fold(indices: np.ndarray, strata: np.ndarray, groups: np.ndarray, size
     with warnings.catch_warnings():
         # "least populated class has fewer members than n_splits": stratify as far as the data allows.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        rest, held = next(cv.split(indices, strata[indices], groups[indices]))
+        folds = cv.split(indices, strata[indices], groups[indices])
+        for _ in range(fold):
+            next(folds)
+        rest, held = next(folds)
     return indices[rest], indices[held]
 
 
 def split_records(ds, schema: LabelSchema, *, val_size: float, test_size: float, seed: int,
-                  authored_train_only: bool = False, train_langs: list[str] | None = None):
+                  authored_train_only: bool = False, train_langs: list[str] | None = None,
+                  cv_folds: int | None = None, cv_fold: int = 0):
     """Seeded, grouped, stratified train/validation/test splits.
 
     Every record of a `group` (a seed paragraph and its translations) lands in one split. Validation
     and test draw on seed and translation records, and on authored records unless
     `authored_train_only`. `train_langs` keeps only those languages in train (transfer runs).
+    With `cv_folds`, the test split is fold `cv_fold` of a grouped K-fold instead of `test_size`.
 
     Returns:
         `datasets.DatasetDict` with `train`, `validation`, `test`.
@@ -244,7 +250,7 @@ def split_records(ds, schema: LabelSchema, *, val_size: float, test_size: float,
     origin = np.array(ds["origin"])
     eligible = np.ones(len(ds), dtype=bool) if not authored_train_only else origin != "authored"
     pool = np.flatnonzero(eligible)
-    rest, test = _take_fold(pool, strata, groups, test_size, seed)
+    rest, test = _take_fold(pool, strata, groups, test_size, seed, n_splits=cv_folds, fold=cv_fold)
     rest, val = _take_fold(rest, strata, groups, val_size / (1.0 - test_size), seed + 1)
     train = np.sort(np.concatenate([rest, np.flatnonzero(~eligible)]))
     if train_langs:

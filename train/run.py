@@ -24,6 +24,7 @@ import numpy as np
 
 from infer.labels import LabelSchema
 from train.config import Config
+from train.evaluate import evaluate_run
 from train.data import load_records, split_records, tokenize_splits
 from train.model import build_model
 from train.thresholds import tune_thresholds
@@ -38,6 +39,7 @@ def prepare_data(cfg: Config, schema: LabelSchema):
     return split_records(
         ds, schema, val_size=cfg.data.val_size, test_size=cfg.data.test_size, seed=cfg.seed,
         authored_train_only=cfg.data.authored_train_only, train_langs=cfg.data.train_langs,
+        cv_folds=cfg.data.cv_folds, cv_fold=cfg.data.cv_fold,
     )
 
 
@@ -94,6 +96,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
         else:
             logger.info("Resuming from %s", checkpoint)
     trainer = build_trainer(cfg, model, tokenizer, encoded, schema, work_dir)
+    logger.info("Processes: %d (device %s)", trainer.args.world_size, trainer.args.device)
     if checkpoint is None and trainer.is_world_process_zero() and work_dir.exists():
         shutil.rmtree(work_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -130,6 +133,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
         "wall_seconds": round(time.time() - started, 1),
     }
     (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
+    if cfg.eval.enabled:
+        evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines)
     _publish_atomically(staging, run_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     logger.info("Test: issues macro-F1 %.3f, stance macro-F1 %.3f",

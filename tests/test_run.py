@@ -1,0 +1,151 @@
+"""The training job on a tiny random model: outputs, thresholds, resume, crash safety, bad input, DDP."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lead_fixtures import REPO, synthetic_records, write_jsonl
+from train import run as run_module
+from train.__main__ import cli
+from train.config import load_config
+from train.data import DataError
+from train.model import IssueStanceLoss
+from train.run import main
+
+
+def test_loss_combines_bce_and_weighted_ce(schema):
+    cfg = load_config(None, ["loss.issue_weight=2", "loss.stance_weight=0.5"]).loss
+    labels = np.array([[1, 0, 0, 0, 0, 1, 0, 0]] * 3 + [[0, 1, 0, 0, 0, 0, 0, 1]], dtype=float)
+    loss = IssueStanceLoss(schema, cfg, labels)
+    # pos_weight = negatives / positives, clipped to [1, 10]
+    assert loss.pos_weight.tolist() == pytest.approx([1.0, 3.0, 10.0, 10.0, 10.0][:2] + [1.0, 1.0, 1.0])
+    logits = torch.zeros(2, 8, requires_grad=True)
+    y = torch.tensor(labels[[0, 3]], dtype=torch.float)
+    value = loss({"logits": logits}, y)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, :5], y[:, :5], pos_weight=loss.pos_weight)
+    ce = torch.nn.functional.cross_entropy(logits[:, 5:], y[:, 5:].argmax(1), weight=loss.class_weight)
+    assert value.item() == pytest.approx(2 * bce.item() + 0.5 * ce.item())
+    value.backward()
+    assert logits.grad.abs().sum() > 0
+
+
+def test_main_trains_and_writes_a_complete_run(tiny_config):
+    run_dir = main(tiny_config)
+    assert run_dir == tiny_config.run_dir
+    names = set(os.listdir(run_dir))
+    assert {"config.json", "model.safetensors", "tokenizer.json", "train_config.yaml", "splits.json",
+            "metrics.json", "label_schema.yaml"} <= names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    assert not run_dir.with_name(run_dir.name + ".partial").exists()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["id2label"]["0"] == "issue/expansion" and config["id2label"]["7"] == "stance/neutral"
+    assert set(config["issue_thresholds"]) == {"expansion", "missiles", "exercises", "sanctions", "china_alignment"}
+    assert all(0.05 <= t <= 0.95 for t in config["issue_thresholds"].values())
+    assert config["label_schema"]["stance"] == ["favor", "against", "neutral"]
+    splits = json.loads((run_dir / "splits.json").read_text())
+    assert sum(map(len, splits.values())) == len(synthetic_records())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert any("eval_macro_f1" in e for e in metrics["log_history"])
+    assert "test_issues_macro_f1" in metrics["test"]
+    assert load_config(run_dir / "train_config.yaml") == tiny_config
+
+
+def test_checkpoint_loads_in_a_plain_pipeline(tiny_config):
+    from transformers import pipeline
+
+    run_dir = main(tiny_config)
+    clf = pipeline("text-classification", model=str(run_dir), top_k=None)
+    out = clf("NATO drills near the border")[0]
+    assert {d["label"] for d in out} == {f"issue/{n}" for n in ["expansion", "missiles", "exercises", "sanctions",
+                                                                 "china_alignment"]} | {"stance/favor", "stance/against", "stance/neutral"}
+
+
+def test_embeddings_frozen_by_default(tiny_config, schema):
+    from train.model import build_model
+
+    model, _ = build_model(load_config(None, [f"model.backbone={tiny_config.model.backbone}"]).model, schema)
+    assert not model.get_input_embeddings().weight.requires_grad
+    assert model.classifier.weight.requires_grad
+
+
+def test_crash_leaves_no_run_and_resume_continues(tiny_config, monkeypatch):
+    def crash(staging, run_dir):
+        raise RuntimeError("simulated crash before the run was moved into place")
+
+    monkeypatch.setattr(run_module, "_publish_atomically", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(tiny_config)
+    assert not tiny_config.run_dir.exists()
+    partial = tiny_config.run_dir.with_name(tiny_config.run_dir.name + ".partial")
+    assert any(p.name.startswith("checkpoint-") for p in partial.iterdir())
+    monkeypatch.undo()
+
+    from transformers import Trainer
+
+    seen = {}
+    original = Trainer.train
+
+    def spy(self, resume_from_checkpoint=None, **kw):
+        seen["checkpoint"] = resume_from_checkpoint
+        return original(self, resume_from_checkpoint=resume_from_checkpoint, **kw)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    tiny_config.train.epochs = 3
+    run_dir = main(tiny_config, resume=True)
+    assert seen["checkpoint"] and "checkpoint-" in seen["checkpoint"]
+    epochs = [e["epoch"] for e in json.loads((run_dir / "metrics.json").read_text())["log_history"] if "eval_loss" in e]
+    assert max(epochs) == 3
+
+
+@pytest.mark.parametrize("override, error, message", [
+    ("data.train_langs=[xx]", DataError, "the train split is empty"),
+])
+def test_bad_input_fails_before_training(tiny_config, override, error, message):
+    key, value = override.split("=")
+    section, name = key.split(".")
+    setattr(getattr(tiny_config, section), name, [v.strip() for v in value.strip("[]").split(",")])
+    with pytest.raises(error, match=message):
+        main(tiny_config)
+    assert not tiny_config.run_dir.exists()
+    assert not tiny_config.run_dir.with_name("run.partial").exists()
+
+
+def test_label_not_in_schema_fails_before_training(tiny_config, tmp_path):
+    bad = synthetic_records()
+    bad[5]["issues"] = ["nukes"]
+    tiny_config.data.files = [str(write_jsonl(tmp_path / "bad.jsonl", bad))]
+    with pytest.raises(DataError, match=r"bad.jsonl:6: unknown issue label 'nukes'"):
+        main(tiny_config)
+    assert not tiny_config.run_dir.exists()
+
+
+def test_cli_exit_code_and_message_on_bad_config(tmp_path, caplog):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  epoch: 3\n")
+    assert cli(["--config", str(cfg)]) == 2
+    assert "did you mean train.epochs" in caplog.text
+
+
+def test_unknown_backbone_fails_before_anything_is_written(tiny_config):
+    tiny_config.model.backbone = "bundled:no-such-model"
+    with pytest.raises(ValueError, match="multilingual-e5-small"):
+        main(tiny_config)
+    assert not tiny_config.run_dir.exists()
+
+
+def test_torchrun_two_cpu_processes(tiny_config, tmp_path):
+    tiny_config.train.epochs = 1
+    path = tmp_path / "ddp.yaml"
+    tiny_config.save(path)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "train", "--config", str(path)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tiny_config.run_dir / "model.safetensors").is_file()
+    assert "Processes: 2" in proc.stderr

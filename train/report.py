@@ -1,0 +1,183 @@
+"""Evaluation reports: `report.json` (stable schema), `report.md` (tables for people) and PNG plots.
+
+`report.json`:
+    {"split": str, "n": int, "model": str, "thresholds": {issue: float},
+     "systems": {NAME: {"issues": {"micro_f1", "macro_f1", "subset_accuracy",
+                                   "per_label": {LABEL: {"precision", "recall", "f1", "support"}}},
+                        "stance": {"accuracy", "macro_f1", "per_label": {...}, "confusion_matrix": [[...]]},
+                        "macro_f1": float, "n": int,
+                        "by_lang": {LANG: {"n", "issues": {...}, "stance": {...}, "macro_f1"}},
+                        "by_origin": {ORIGIN: {...same...}}}},
+     "worst_errors": [{"id", "lang", "text", "gold": {...}, "predicted": {...}, "cost"}]}
+with NAME in `model`, `majority`, `tfidf_logreg`, `embeddings_logreg` (those that were run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from infer.labels import LabelSchema
+from train.metrics import IssueStanceMetric
+
+logger = logging.getLogger(__name__)
+
+
+def score_system(scores: np.ndarray, gold: np.ndarray, schema: LabelSchema, thresholds: Sequence[float],
+                 langs: Sequence[str], origins: Sequence[str]) -> dict[str, Any]:
+    """Metrics overall and broken down by language and by origin."""
+    metric = IssueStanceMetric()
+
+    def compute(mask: np.ndarray) -> dict[str, Any]:
+        return metric.compute(predictions=scores[mask], references=gold[mask], issue_names=list(schema.issues),
+                              stance_names=list(schema.stance), thresholds=list(thresholds))
+
+    langs, origins = np.asarray(langs), np.asarray(origins)
+    result = compute(np.ones(len(scores), dtype=bool))
+    result["by_lang"] = {lang: compute(langs == lang) for lang in sorted(set(langs))}
+    result["by_origin"] = {o: compute(origins == o) for o in sorted(set(origins))}
+    return result
+
+
+def worst_errors(records: Sequence[dict], scores: np.ndarray, gold: np.ndarray, schema: LabelSchema,
+                 thresholds: Sequence[float], top: int = 10) -> list[dict[str, Any]]:
+    """The `top` examples with the largest confident mistakes (summed |score - gold| over wrong labels)."""
+    k = len(schema.issues)
+    pred_issues = scores[:, :k] >= np.asarray(thresholds)
+    pred_stance = scores[:, k:].argmax(1)
+    gold_stance = gold[:, k:].argmax(1)
+    wrong_issue = pred_issues != gold[:, :k].astype(bool)
+    cost = (np.abs(scores[:, :k] - gold[:, :k]) * wrong_issue).sum(1)
+    cost += np.where(pred_stance != gold_stance, 1.0 - scores[np.arange(len(scores)), k + gold_stance], 0.0)
+    out = []
+    for i in np.argsort(-cost)[:top]:
+        if cost[i] <= 0:
+            break
+        out.append({
+            "id": records[i]["id"], "lang": records[i]["lang"], "text": records[i]["text"],
+            "gold": {"issues": list(records[i]["issues"]), "stance": records[i]["stance"]},
+            "predicted": {"issues": [n for n, p in zip(schema.issues, pred_issues[i]) if p],
+                          "stance": schema.stance[pred_stance[i]]},
+            "cost": round(float(cost[i]), 4),
+        })
+    return out
+
+
+def _row(name: str, cells: Sequence[Any]) -> str:
+    return "| " + " | ".join([name, *(f"{c:.3f}" if isinstance(c, float) else str(c) for c in cells)]) + " |"
+
+
+def _table(header: Sequence[str], rows: list[str]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows, ""]
+
+
+def render_markdown(report: dict[str, Any], schema: LabelSchema) -> str:
+    systems = report["systems"]
+    names = list(systems)
+    lines = [f"# Evaluation report: {report['model']}", "",
+             f"Split `{report['split']}`, {report['n']} records. Issue thresholds: model's validation-tuned "
+             "ones; baselines use 0.5.", "", "## Systems side by side", ""]
+    lines += _table(["system", "issue micro-F1", "issue macro-F1", "subset acc.", "stance acc.", "stance macro-F1"],
+                    [_row(n, [s["issues"]["micro_f1"], s["issues"]["macro_f1"], s["issues"]["subset_accuracy"],
+                              s["stance"]["accuracy"], s["stance"]["macro_f1"]]) for n, s in systems.items()])
+    lines += ["## Issue F1 per label", ""]
+    lines += _table(["label", "support", *names],
+                    [_row(lab, [systems[names[0]]["issues"]["per_label"][lab]["support"],
+                                *(systems[n]["issues"]["per_label"][lab]["f1"] for n in names)])
+                     for lab in schema.issues])
+    lines += ["## Stance F1 per label", ""]
+    lines += _table(["label", "support", *names],
+                    [_row(lab, [systems[names[0]]["stance"]["per_label"][lab]["support"],
+                                *(systems[n]["stance"]["per_label"][lab]["f1"] for n in names)])
+                     for lab in schema.stance])
+    for group, title in (("by_lang", "language"), ("by_origin", "origin")):
+        lines += [f"## By {title} (issue macro-F1 / stance macro-F1)", ""]
+        keys = list(systems[names[0]][group])
+        lines += _table([title, "n", *names],
+                        [_row(key, [systems[names[0]][group][key]["n"],
+                                    *(f"{systems[n][group][key]['issues']['macro_f1']:.3f} / "
+                                      f"{systems[n][group][key]['stance']['macro_f1']:.3f}" for n in names)])
+                         for key in keys])
+    if "model" in systems:
+        cm = systems["model"]["stance"]["confusion_matrix"]
+        lines += ["## Model stance confusion matrix (rows: gold, columns: predicted)", ""]
+        lines += _table(["gold \\ predicted", *schema.stance],
+                        [_row(lab, cm[i]) for i, lab in enumerate(schema.stance)])
+    lines += ["## Worst errors of the model", ""]
+    for e in report.get("worst_errors", []):
+        text = " ".join(e["text"].split())
+        lines.append(f"- `{e['id']}` ({e['lang']}): {text[:300]}{'…' if len(text) > 300 else ''}  ")
+        lines.append(f"  gold: {e['gold']['issues']} / {e['gold']['stance']}; predicted: "
+                     f"{e['predicted']['issues']} / {e['predicted']['stance']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path) -> list[Path]:
+    """stance_confusion.png, issue_f1_by_system.png, macro_f1_by_language.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = report["systems"]
+    names = list(systems)
+    paths = []
+    main = systems.get("model", systems[names[0]])
+    cm = np.asarray(main["stance"]["confusion_matrix"])
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(schema.stance)), schema.stance)
+    ax.set_yticks(range(len(schema.stance)), schema.stance)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+    ax.set_title("Stance confusion matrix")
+    fig.tight_layout()
+    paths.append(out_dir / "stance_confusion.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    for fname, keys, getter, title in (
+        ("issue_f1_by_system.png", list(schema.issues),
+         lambda s, k: s["issues"]["per_label"][k]["f1"], "Issue F1 by system"),
+        ("macro_f1_by_language.png", list(main["by_lang"]),
+         lambda s, k: s["by_lang"][k]["macro_f1"], "Macro-F1 (mean of issue and stance) by language"),
+    ):
+        fig, ax = plt.subplots(figsize=(max(6, len(keys) * 0.9), 3.8))
+        width = 0.8 / len(names)
+        for i, n in enumerate(names):
+            ax.bar(np.arange(len(keys)) + i * width, [getter(systems[n], k) for k in keys], width, label=n)
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=20)
+        ax.set_ylim(0, 1)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(out_dir / fname)
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def write_report(report: dict[str, Any], schema: LabelSchema, out_dir: str | Path) -> Path:
+    """Write report.json, report.md and the plots into a temp dir, then move each into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
+    try:
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        (tmp / "report.md").write_text(render_markdown(report, schema), encoding="utf-8")
+        write_plots(report, schema, tmp)
+        for path in tmp.iterdir():
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("Report written to %s", out_dir / "report.md")
+    return out_dir / "report.json"
