@@ -84,3 +84,18 @@ def tiny_config(tmp_path, data_file, tiny_backbone):
         "train.epochs=2", "train.batch_size=8", "train.logging_steps=2", "train.precision=fp32",
         "train.threads=1", "eval.enabled=false",
     ])
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_backbone, tmp_path_factory) -> Path:
+    """A classifier checkpoint in this package's format (labels, schema, thresholds), untrained."""
+    from train.config import ModelConfig
+    from train.model import build_model
+
+    schema = LabelSchema.from_yaml(SCHEMA_PATH)
+    model, tokenizer = build_model(ModelConfig(backbone=str(tiny_backbone)), schema)
+    model.config.issue_thresholds = {n: 0.5 for n in schema.issues}
+    out = tmp_path_factory.mktemp("tiny-checkpoint")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -22,8 +22,10 @@ def test_loss_combines_bce_and_weighted_ce(schema):
     cfg = load_config(None, ["loss.issue_weight=2", "loss.stance_weight=0.5"]).loss
     labels = np.array([[1, 0, 0, 0, 0, 1, 0, 0]] * 3 + [[0, 1, 0, 0, 0, 0, 0, 1]], dtype=float)
     loss = IssueStanceLoss(schema, cfg, labels)
-    # pos_weight = negatives / positives, clipped to [1, 10]
-    assert loss.pos_weight.tolist() == pytest.approx([1.0, 3.0, 10.0, 10.0, 10.0][:2] + [1.0, 1.0, 1.0])
+    # pos_weight = negatives / max(positives, 1), clipped to [1, 10]: 1/3 -> 1, 3/1, then 4/0 -> 4
+    assert loss.pos_weight.tolist() == pytest.approx([1.0, 3.0, 4.0, 4.0, 4.0])
+    # balanced stance weights: n / (classes * count): favor 3, neutral 1, against 0 -> count clipped to 1
+    assert loss.class_weight.tolist() == pytest.approx([4 / 9, 4 / 3, 4 / 3])
     logits = torch.zeros(2, 8, requires_grad=True)
     y = torch.tensor(labels[[0, 3]], dtype=torch.float)
     value = loss({"logits": logits}, y)

@@ -1,0 +1,45 @@
+"""`python -m infer --model X [FILE|-]`: tag paragraphs or documents, JSON Lines (or a table) out.
+
+    python -m infer --model runs/default paragraphs.txt              # one paragraph a line
+    python -m infer --model runs/default items.jsonl > tagged.jsonl   # objects with a "text" field
+    python -m infer --model runs/default news.csv --text-column body --format table
+    python -m infer --model runs/default articles.jsonl --document    # whole documents
+    python -m infer --model runs/default big.parquet --num-shards 4 --shard-index 0 --report out/
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from infer.stream import FORMATS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m infer", description="Tag news paragraphs with issues and stance.")
+    p.add_argument("input", nargs="?", default="-", help="input file, or - for standard input (default)")
+    p.add_argument("--model", help="run directory, checkpoint or Hub id (default: $STC_MODEL or runs/default)")
+    p.add_argument("--input-format", default="auto", choices=FORMATS, help="default: from the file suffix")
+    p.add_argument("--text-column", default="text", help="field or column holding the text")
+    p.add_argument("--document", action="store_true", help="each row is a whole document: split and aggregate")
+    p.add_argument("--format", dest="out_format", default="jsonl", choices=("jsonl", "table"))
+    p.add_argument("--output", "-o", default="-", help="output file (default: standard output)")
+    p.add_argument("--num-shards", type=int, default=1)
+    p.add_argument("--shard-index", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--route", default="auto", help="auto, fp32, bf16, fp16 or int8")
+    p.add_argument("--report", metavar="DIR", help="write a summary (and, with gold labels, an evaluation report)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
+        p.error(f"need --num-shards >= 1 and 0 <= --shard-index < --num-shards, got {args.num_shards}, {args.shard_index}")
+    return args
+
+
+if __name__ == "__main__":
+    from infer.cli import main
+
+    sys.exit(main(parse_args()))

@@ -1,0 +1,173 @@
+"""Streaming readers and the tagging loop behind `python -m infer`.
+
+Inputs are read lazily (one paragraph a line, JSON Lines, CSV or Parquet), sharded by row number
+(`row % num_shards == shard_index`: disjoint and complete across shards), classified in chunks and
+written as they go, so memory stays constant whatever the input size.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+from infer.classifier import Classifier
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("auto", "lines", "jsonl", "csv", "parquet")
+
+
+def detect_format(path: str, declared: str = "auto") -> str:
+    if declared != "auto":
+        return declared
+    suffix = Path(path).suffix.lower()
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(suffix, "lines")
+
+
+def read_rows(path: str, fmt: str, text_column: str = "text") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (where, row) with row[text_column] holding the text; `where` is `file:line` or `file:row`."""
+    name = "<stdin>" if path == "-" else path
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        row_no = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            if text_column not in batch.schema.names:
+                raise ValueError(f"{name}: no column {text_column!r}; columns: {batch.schema.names} (use --text-column)")
+            for row in batch.to_pylist():
+                row_no += 1
+                yield f"{name}:row {row_no}", row
+        return
+    handle: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")
+    try:
+        if fmt == "csv":
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or text_column not in reader.fieldnames:
+                raise ValueError(f"{name}: no column {text_column!r}; columns: {reader.fieldnames} (use --text-column)")
+            for row in reader:
+                yield f"{name}:{reader.line_num}", row
+            return
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            if fmt == "jsonl":
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{name}:{lineno}: invalid JSON: {exc.msg}") from exc
+                if not isinstance(row, dict) or text_column not in row:
+                    raise ValueError(f"{name}:{lineno}: expected an object with a {text_column!r} field")
+                yield f"{name}:{lineno}", row
+            else:
+                yield f"{name}:{lineno}", {text_column: line.rstrip("\r\n")}
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+
+
+@dataclass
+class Summary:
+    """Counts of what was tagged, overall and by language (when rows carry `lang`)."""
+
+    n: int = 0
+    issues: collections.Counter = field(default_factory=collections.Counter)
+    stance: collections.Counter = field(default_factory=collections.Counter)
+    by_lang: dict[str, dict[str, collections.Counter]] = field(default_factory=dict)
+
+    def add(self, pred, lang: str | None) -> None:
+        self.n += 1
+        self.issues.update(pred.issues)
+        self.stance[pred.stance] += 1
+        if lang:
+            entry = self.by_lang.setdefault(lang, {"n": collections.Counter(), "issues": collections.Counter(),
+                                                   "stance": collections.Counter()})
+            entry["n"]["n"] += 1
+            entry["issues"].update(pred.issues)
+            entry["stance"][pred.stance] += 1
+
+    def to_dict(self, schema) -> dict[str, Any]:
+        def shares(c: collections.Counter, n: int) -> dict[str, float]:
+            return {s: round(c[s] / n, 4) if n else 0.0 for s in schema.stance}
+
+        return {
+            "n": self.n,
+            "issue_counts": {i: self.issues[i] for i in schema.issues},
+            "stance_counts": {s: self.stance[s] for s in schema.stance},
+            "stance_shares": shares(self.stance, self.n),
+            "by_lang": {
+                lang: {"n": e["n"]["n"], "issue_counts": {i: e["issues"][i] for i in schema.issues},
+                       "stance_shares": shares(e["stance"], e["n"]["n"])}
+                for lang, e in sorted(self.by_lang.items())
+            },
+        }
+
+
+def format_table_row(pred) -> str:
+    text = " ".join(pred.text.split())
+    return f"{pred.stance:<8} {','.join(pred.issues) or '-':<40} {text[:90]}"
+
+
+def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out: TextIO, *, text_column: str = "text",
+               document: bool = False, out_format: str = "jsonl", num_shards: int = 1, shard_index: int = 0,
+               chunk_size: int = 256, batch_size: int = 32, gold: list | None = None, progress: bool = True) -> Summary:
+    """Classify this shard's rows in chunks and write one output line per row; returns the summary.
+
+    If `gold` is a list, (row, scores) pairs of rows carrying gold `issues`/`stance` are appended to it.
+    """
+    from tqdm.auto import tqdm
+
+    summary = Summary()
+    if out_format == "table":
+        out.write(f"{'stance':<8} {'issues':<40} text\n")
+    bar = tqdm(desc="Tagging", unit="row", disable=not progress, file=sys.stderr)
+    chunk: list[tuple[str, dict[str, Any]]] = []
+
+    def flush() -> None:
+        texts = []
+        for where, row in chunk:
+            text = row.get(text_column)
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{where}: {text_column!r} is missing, not a string, or empty")
+            texts.append(text)
+        if document:
+            preds = [clf.classify_document(t, batch_size=batch_size) for t in texts]
+        else:
+            preds = clf.classify(texts, batch_size=batch_size)
+        for (where, row), text, pred in zip(chunk, texts, preds):
+            record = {k: v for k, v in row.items() if k != text_column}
+            record.update({"text": text, **{k: v for k, v in pred.to_dict().items() if k != "text"}})
+            if out_format == "table":
+                out.write(format_table_row(pred if not document else _doc_as_row(text, pred)) + "\n")
+            else:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            if not document:
+                summary.add(pred, row.get("lang"))
+                if gold is not None and "issues" in row and "stance" in row:
+                    gold.append((row, pred))
+        bar.update(len(chunk))
+        chunk.clear()
+
+    for i, item in enumerate(rows):
+        if i % num_shards != shard_index:
+            continue
+        chunk.append(item)
+        if len(chunk) >= chunk_size:
+            flush()
+    if chunk:
+        flush()
+    bar.close()
+    return summary
+
+
+def _doc_as_row(text: str, doc):
+    from infer.prediction import Prediction
+
+    return Prediction(text=text, issues=doc.issues, issue_scores=doc.issue_scores, stance=doc.stance,
+                      stance_scores=doc.stance_distribution)

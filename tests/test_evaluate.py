@@ -1,0 +1,87 @@
+"""The evaluation report on a tiny trained run: schema of report.json, plots, baselines, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lead_fixtures import SCHEMA_PATH, synthetic_records
+from infer.labels import LabelSchema
+from train.baselines import MajorityBaseline, TfidfLogRegBaseline, build_baselines
+from train.data import encode_labels
+from train.evaluate import main as evaluate_main
+from train.run import main as train_main
+
+SYSTEMS = {"model", "majority", "tfidf_logreg", "embeddings_logreg"}
+
+
+@pytest.fixture
+def trained_run(tiny_config):
+    tiny_config.eval.enabled = True
+    return train_main(tiny_config)
+
+
+def check_metrics_block(block, schema):
+    assert set(block["issues"]) >= {"micro_f1", "macro_f1", "per_label"}
+    assert set(block["issues"]["per_label"]) == set(schema.issues)
+    assert set(block["issues"]["per_label"]["expansion"]) == {"precision", "recall", "f1", "support"}
+    assert set(block["stance"]) >= {"accuracy", "macro_f1", "per_label", "confusion_matrix"}
+    assert len(block["stance"]["confusion_matrix"]) == len(schema.stance)
+
+
+def test_training_writes_the_report(trained_run, schema):
+    report = json.loads((trained_run / "report.json").read_text())
+    assert report["split"] == "test"
+    assert report["n"] == len(json.loads((trained_run / "splits.json").read_text())["test"])
+    assert set(report["systems"]) == SYSTEMS
+    for system in report["systems"].values():
+        check_metrics_block(system, schema)
+        assert set(system["by_lang"]) == {"en", "ru", "de"}
+        for block in system["by_lang"].values():
+            check_metrics_block(block, schema)
+        assert set(system["by_origin"]) <= {"seed", "translation", "authored"}
+    for name in ("stance_confusion.png", "issue_f1_by_system.png", "macro_f1_by_language.png"):
+        assert (trained_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (trained_run / "report.md").read_text()
+    assert "## Systems side by side" in md and "tfidf_logreg" in md and "## Worst errors" in md
+
+
+def test_cli_on_other_data_and_split(trained_run, tmp_path, data_file):
+    out = tmp_path / "report"
+    assert evaluate_main(["--model", str(trained_run), "--data", str(data_file), "--baselines", "majority",
+                          "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == len(synthetic_records()) and set(report["systems"]) == {"model", "majority"}
+    assert evaluate_main(["--model", str(trained_run), "--split", "validation", "--baselines", "--out", str(out)]) == 0
+    assert json.loads((out / "report.json").read_text())["split"] == "validation"
+
+
+def test_cli_error_on_a_non_run(tmp_path, caplog):
+    assert evaluate_main(["--model", str(tmp_path)]) == 2
+    assert "has no config.json: not a checkpoint or finished run directory" in caplog.text
+
+
+def _xy(schema):
+    recs = synthetic_records()
+    return [r["text"] for r in recs], np.array([encode_labels(r["issues"], r["stance"], schema) for r in recs])
+
+
+def test_majority_baseline_predicts_the_prior(schema):
+    texts, y = _xy(schema)
+    scores = MajorityBaseline(schema).fit(texts, y).predict_scores(["anything", "else"])
+    k = len(schema.issues)
+    assert np.allclose(scores[:, :k], y[:, :k].mean(0))
+    assert (scores[:, k:].argmax(1) == y[:, k:].sum(0).argmax()).all()
+
+
+def test_tfidf_baseline_learns_the_synthetic_task(schema):
+    texts, y = _xy(schema)
+    scores = TfidfLogRegBaseline(schema).fit(texts, y).predict_scores(texts)
+    k = len(schema.issues)
+    assert ((scores[:, :k] >= 0.5) == y[:, :k].astype(bool)).mean() > 0.9
+    assert (scores[:, k:].argmax(1) == y[:, k:].argmax(1)).mean() > 0.9
+
+
+def test_unknown_baseline(schema):
+    with pytest.raises(ValueError, match="known: \\['embeddings_logreg', 'majority', 'tfidf_logreg'\\]"):
+        build_baselines(["bert"], schema, "x")

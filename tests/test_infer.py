@@ -1,0 +1,173 @@
+"""infer.classify / Classifier on a tiny random checkpoint: API, thresholds, windows, documents, threads, bad input."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import infer
+from infer import Classifier, DocumentPrediction, Prediction
+from infer.classifier import MODEL_ENV
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_checkpoint):
+    return Classifier.from_pretrained(tiny_checkpoint, route="fp32")
+
+
+TEXTS = ["NATO drills near the border", "Sanctions on Russian banks", "Beijing backs Moscow"]
+
+
+def test_str_gives_one_prediction_list_gives_list_in_order(clf):
+    one = clf.classify(TEXTS[0])
+    many = clf.classify(TEXTS)
+    assert isinstance(one, Prediction)
+    assert [p.text for p in many] == TEXTS
+    assert many[0] == one
+    assert clf.classify([]) == []
+    assert set(one.issue_scores) == {"expansion", "missiles", "exercises", "sanctions", "china_alignment"}
+    assert set(one.stance_scores) == {"favor", "against", "neutral"}
+    assert sum(one.stance_scores.values()) == pytest.approx(1.0, abs=1e-4)
+    assert one.stance == max(one.stance_scores, key=one.stance_scores.get)
+    json.dumps(one.to_dict())
+
+
+def test_batching_and_length_sorting_do_not_change_results(clf):
+    texts = [t * (i % 4 + 1) for i, t in enumerate(TEXTS * 5)]
+    a = clf.classify(texts, batch_size=1)
+    b = clf.classify(texts, batch_size=7)
+    for x, y in zip(a, b):
+        assert x.text == y.text
+        assert x.issue_scores == pytest.approx(y.issue_scores, abs=1e-4)
+
+
+def test_thresholds_are_applied(clf):
+    pred = clf.classify(TEXTS[0])
+    low = Classifier(clf.model, clf.tokenizer, clf.schema, [0.0] * 5, clf.device)
+    high = Classifier(clf.model, clf.tokenizer, clf.schema, [1.0] * 5, clf.device)
+    assert low.classify(TEXTS[0]).issues == list(clf.schema.issues)
+    assert high.classify(TEXTS[0]).issues == []
+    ranked = sorted(pred.issue_scores.values())
+    mid = (ranked[1] + ranked[2]) / 2
+    custom = Classifier(clf.model, clf.tokenizer, clf.schema, [mid] * 5, clf.device).classify(TEXTS[0])
+    assert custom.issues == [n for n in clf.schema.issues if pred.issue_scores[n] >= mid]
+
+
+def test_long_text_is_windowed_not_truncated(clf):
+    short = Classifier(clf.model, clf.tokenizer, clf.schema, clf.thresholds, clf.device, max_length=16, stride=4)
+    text = " ".join(["NATO drills near the border."] * 20)
+    pred = short.classify(text)
+    assert pred.windows > 1
+    windows, owner = short._windows([text])
+    assert all(len(w) <= 16 for w in windows)
+    # issue score is the max over the windows
+    scores = short.schema.scores(short._logits(windows, 8))
+    assert pred.issue_scores["expansion"] == pytest.approx(scores[:, 0].max(), abs=1e-5)
+    # every token of the text is covered by some window
+    ids = clf.tokenizer(text, add_special_tokens=False)["input_ids"]
+    covered = [t for w in windows for t in w]
+    assert set(ids) <= set(covered)
+
+
+def test_classify_document_aggregates_paragraphs(clf):
+    doc = "NATO drills near the border.\n\nSanctions on Russian banks.\n\nBeijing backs Moscow."
+    out = clf.classify_document(doc)
+    assert isinstance(out, DocumentPrediction)
+    assert [p.text for p in out.paragraphs] == ["NATO drills near the border.", "Sanctions on Russian banks.",
+                                               "Beijing backs Moscow."]
+    for name in clf.schema.issues:
+        assert out.issue_scores[name] == max(p.issue_scores[name] for p in out.paragraphs)
+    assert sum(out.stance_distribution.values()) == pytest.approx(1.0)
+    assert out.stance in clf.schema.stance
+    json.dumps(out.to_dict())
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    ([None], TypeError, "texts[0] must be a str, got NoneType"),
+    (["ok", 3], TypeError, "texts[1] must be a str, got int"),
+    (["ok", "  \n\t"], ValueError, "texts[1] is empty or whitespace only"),
+    ([""], ValueError, "texts[0] is empty"),
+    (["ok", "bad \ud800 surrogate"], ValueError, "texts[1] is not valid Unicode"),
+])
+def test_bad_input_names_the_index(clf, bad, error, message):
+    with pytest.raises(error, match=message.replace("[", r"\[").replace("]", r"\]")):
+        clf.classify(bad)
+
+
+def test_none_is_a_type_error(clf):
+    with pytest.raises(TypeError, match="texts must be a str or a sequence"):
+        clf.classify(None)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=4))
+def test_any_unicode_classifies_or_raises_a_clear_error(clf, texts):
+    try:
+        preds = clf.classify(texts)
+    except (TypeError, ValueError) as exc:
+        assert "texts[" in str(exc)
+        return
+    assert len(preds) == len(texts)
+    for p in preds:
+        assert all(0.0 <= s <= 1.0 for s in p.issue_scores.values())
+
+
+def test_thread_safe(clf):
+    texts = [f"{t} {i}" for i, t in enumerate(TEXTS * 4)]
+    expected = [p.issue_scores for p in clf.classify(texts)]
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            results[i] = [p.issue_scores for p in clf.classify(texts[i:] + texts[:i], batch_size=3)]
+        except Exception as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i, got in results.items():
+        rotated = expected[i:] + expected[:i]
+        for a, b in zip(got, rotated):
+            assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_load_caches_and_module_level_classify(tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv(MODEL_ENV, str(tiny_checkpoint))
+    a = infer.load(route="fp32")
+    assert infer.load(route="fp32") is a
+    assert isinstance(infer.classify("NATO", device="cpu"), Prediction)
+
+
+def test_no_model_anywhere_says_how_to_train(monkeypatch, tmp_path):
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="python -m train --config configs/default.yaml"):
+        infer.classify("NATO")
+
+
+def test_incompatible_checkpoint_says_what_is_wrong(tiny_backbone, tmp_path):
+    with pytest.raises(ValueError, match="no `label_schema`"):
+        Classifier.from_pretrained(tiny_backbone)
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        Classifier.from_pretrained(tmp_path)
+
+
+def test_routes_agree_with_fp32(clf, tiny_checkpoint):
+    from infer.routes import available_routes
+
+    for route in ["bf16", "int8"]:
+        other = clf.with_route(route)
+        assert other.route == route
+        assert other.agreement(clf) >= 0.8
+    assert available_routes(clf.device)[-1] == "fp32"
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        clf.with_route("fp16")
+    auto = Classifier.from_pretrained(tiny_checkpoint, route="auto")
+    assert auto.route in available_routes(clf.device)
