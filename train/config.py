@@ -177,6 +177,10 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     hub: HubConfig = field(default_factory=HubConfig)
 
+    def __post_init__(self) -> None:
+        if self.hub.push and not self.eval.enabled:
+            raise ConfigError("hub.push needs eval.enabled: the model card is built from the evaluation report")
+
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.name

@@ -137,6 +137,10 @@ def main(cfg: Config, resume: bool = False) -> Path:
         evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines)
     _publish_atomically(staging, run_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
+    if cfg.hub.push:
+        from train.publish import publish
+
+        publish(run_dir, cfg.hub.repo_id, private=cfg.hub.private)
     logger.info("Test: issues macro-F1 %.3f, stance macro-F1 %.3f",
                 test.metrics.get("test_issues_macro_f1", np.nan), test.metrics.get("test_stance_macro_f1", np.nan))
     logger.info("Run saved to %s (%.0f s)", run_dir, time.time() - started)

@@ -1,0 +1,116 @@
+"""Publishing: dry-run folder, model card metadata, mocked Hub upload, token handling."""
+
+import json
+import os
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+
+from train.publish import PublishError, build_folder, main, publish
+from train.run import main as train_main
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_backbone, tmp_path_factory):
+    from lead_fixtures import SCHEMA_PATH, synthetic_records, write_jsonl
+    from train.config import load_config
+
+    tmp = tmp_path_factory.mktemp("publish")
+    data = write_jsonl(tmp / "d.jsonl", synthetic_records())
+    cfg = load_config(None, [f"data.files=[{data}]", f"data.schema={SCHEMA_PATH}", f"model.backbone={tiny_backbone}",
+                             f"output_dir={tmp / 'run'}", "data.val_size=0.2", "data.test_size=0.2", "train.epochs=1",
+                             "train.precision=fp32", "eval.baselines=[majority]"])
+    return train_main(cfg)
+
+
+def test_dry_run_folder_is_exactly_the_publishable_files(finished_run, tmp_path):
+    out = build_folder(finished_run, tmp_path / "upload", "org/name", dtype="fp16")
+    names = set(os.listdir(out))
+    assert {"README.md", "config.json", "model.safetensors", "tokenizer.json", "report.json", "report.md",
+            "stance_confusion.png"} <= names
+    assert not {"splits.json", "metrics.json"} & names
+    assert not any(n.endswith((".bin", ".pt", ".pkl", ".jsonl")) for n in names)
+    from safetensors import safe_open
+
+    with safe_open(out / "model.safetensors", "pt") as f:
+        assert all(str(f.get_tensor(k).dtype) in ("torch.float16", "torch.int64") for k in f.keys())
+
+
+def test_card_metadata_parses(finished_run, tmp_path):
+    from huggingface_hub import ModelCard
+
+    out = build_folder(finished_run, tmp_path / "upload", "org/name")
+    card = ModelCard.load(out / "README.md")
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers" and data["pipeline_tag"] == "text-classification"
+    assert data["license"] == "mit"
+    assert set(data["language"]) == {"en", "ru", "de"}
+    assert data["model-index"][0]["results"][0]["metrics"][0]["name"] == "issue macro-F1"
+    for text in ("## Labels", "`china_alignment`", "## Intended use and limitations", "Not for decisions about people",
+                 "pipeline(\"text-classification\"", "from infer import classify", "| majority |"):
+        assert text in card.text
+
+
+def test_folder_loads_without_the_project(finished_run, tmp_path):
+    out = build_folder(finished_run, tmp_path / "upload", "org/name")
+    code = (
+        "import sys; from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline\n"
+        f"p = {str(out)!r}\n"
+        "assert not any(m.startswith(('train', 'infer')) for m in sys.modules)\n"
+        "AutoModelForSequenceClassification.from_pretrained(p); AutoTokenizer.from_pretrained(p)\n"
+        "out = pipeline('text-classification', model=p, top_k=None)('NATO drills')[0]\n"
+        "print(len(out))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "8"
+
+
+def test_upload_with_mocked_api(finished_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    api = mock.MagicMock()
+    uploaded = {}
+
+    def upload_folder(folder_path, **kw):
+        uploaded["files"] = sorted(os.listdir(folder_path))
+        uploaded.update(kw)
+        return mock.Mock(commit_url="https://example.invalid/commit/1")
+
+    api.upload_folder.side_effect = upload_folder
+    url = publish(finished_run, "org/name", private=True, revision="v1", api=api)
+    assert url.endswith("/commit/1")
+    api.create_repo.assert_called_once_with(repo_id="org/name", private=True, exist_ok=True, repo_type="model")
+    api.create_branch.assert_called_once_with(repo_id="org/name", branch="v1", exist_ok=True)
+    assert uploaded["revision"] == "v1" and "issue macro-F1" in uploaded["commit_message"]
+    expected = sorted(os.listdir(build_folder(finished_run, tmp_path / "dry", "org/name")))
+    assert uploaded["files"] == expected
+
+
+def test_missing_token_fails_before_any_call(finished_run, monkeypatch, caplog):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    api = mock.MagicMock()
+    with pytest.raises(PublishError, match="No Hugging Face token"):
+        publish(finished_run, "org/name", api=api)
+    assert not api.method_calls
+    assert main(["--run", str(finished_run), "--repo-id", "org/name"]) == 2
+
+
+def test_token_never_logged(finished_run, monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    api = mock.MagicMock()
+    api.upload_folder.return_value = mock.Mock(commit_url="u")
+    with caplog.at_level("DEBUG"):
+        publish(finished_run, "org/name", api=api)
+    assert "hf_secret_token_value" not in caplog.text
+    assert not any("hf_secret_token_value" in p.read_text(errors="ignore")
+                   for p in finished_run.iterdir() if p.is_file() and p.suffix in (".json", ".md", ".yaml"))
+
+
+def test_card_only_and_errors(finished_run, tmp_path):
+    assert main(["--run", str(finished_run), "--card", str(tmp_path / "card.md")]) == 0
+    assert "## Evaluation" in (tmp_path / "card.md").read_text()
+    assert main(["--run", str(tmp_path), "--dry-run", "--out", str(tmp_path / "x")]) == 2

@@ -1,0 +1,188 @@
+"""The model card of a run, rendered with huggingface_hub's `ModelCard` / `ModelCardData` / `EvalResult`.
+
+Every figure in the card comes from the run's own `report.json` and its data files; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from infer.labels import LabelSchema
+from train.config import load_config
+from train.data import summarize, validate_files
+
+# Where a bundled backbone came from, for `base_model`.
+BASE_MODELS = {"bundled:multilingual-e5-small": "intfloat/multilingual-e5-small"}
+
+TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+A multilingual paragraph classifier for news coverage of the Russia–NATO/US talks on "security
+guarantees" (December 2021 – February 2022), fine-tuned from `{{ base_model }}`. For every paragraph
+it predicts
+
+- **issues** (multi-label, zero or more): {{ issue_names }};
+- **stance** (exactly one) toward *{{ stance_target }}*: {{ stance_names }}.
+
+## Labels
+
+| group | label | definition |
+|---|---|---|
+{% for row in label_rows %}| {{ row.group }} | `{{ row.name }}` | {{ row.definition }} |
+{% endfor %}
+The stance is that of the paragraph's dominant voice (its author, or the speaker it reports).
+
+## How to use
+
+With this project's runtime (thresholds tuned per issue are applied for you):
+
+```python
+from infer import classify
+pred = classify("NATO will not close its open door to Ukraine, the alliance said.", model="{{ repo_or_path }}")
+pred.issues, pred.stance, pred.stance_scores
+```
+
+With a plain `transformers` pipeline: the head has {{ num_issues }} issue logits (`issue/*`, read each
+with a sigmoid and compare to `config.issue_thresholds`) and {{ num_stance }} stance logits (`stance/*`,
+take the highest; for probabilities apply a softmax over the three logits):
+
+```python
+from transformers import pipeline
+clf = pipeline("text-classification", model="{{ repo_or_path }}", top_k=None)
+scores = {d["label"]: d["score"] for d in clf("Moscow insists on legally binding guarantees.")[0]}
+thresholds = clf.model.config.issue_thresholds
+issues = [l.split("/")[1] for l, s in scores.items() if l.startswith("issue/") and s >= thresholds[l.split("/")[1]]]
+stance = max((l for l in scores if l.startswith("stance/")), key=scores.get).split("/")[1]
+```
+
+## Training data
+
+{{ n_records }} labeled paragraphs in {{ n_langs }} languages ({{ lang_counts }}), by origin:
+{{ origin_counts }}.
+
+- `seed`: the substantive paragraphs of five news articles (in English) on the talks, labeled by the
+  project's guidelines;
+- `translation`: translations of every seed paragraph written by the team, with the seed's labels;
+- `authored`: new paragraphs written by the team in the register of news and commentary, from all
+  sides' voices, including hard negatives (on-topic paragraphs with no issue, issue words in other senses).
+
+Label counts: {{ label_counts }}.
+Splits are grouped (a paragraph and its translations never straddle two splits): {{ split_sizes }}.
+
+## Evaluation
+
+Split `{{ split }}` ({{ n_eval }} paragraphs). Issue thresholds tuned on the validation split:
+{{ thresholds }}. Baselines are fitted on the same train split.
+
+| system | issue micro-F1 | issue macro-F1 | stance accuracy | stance macro-F1 |
+|---|---|---|---|---|
+{% for row in system_rows %}| {{ row.name }} | {{ row.micro }} | {{ row.macro }} | {{ row.acc }} | {{ row.stance }} |
+{% endfor %}
+Per issue (model): {{ per_issue }}.
+
+By language (model; issue macro-F1 / stance macro-F1):
+
+| language | n | issue macro-F1 | stance macro-F1 |
+|---|---|---|---|
+{% for row in lang_rows %}| {{ row.lang }} | {{ row.n }} | {{ row.issues }} | {{ row.stance }} |
+{% endfor %}
+The test paragraphs are translations of the same few articles and team-written paragraphs, so
+these figures are optimistic for news from other outlets; per-language rows with few paragraphs are noisy.
+
+## Intended use and limitations
+
+- Intended for tagging and counting news paragraphs about the 2021–22 security-guarantee talks
+  (research, media monitoring), in the languages of the training data and, with lower accuracy,
+  other languages of the backbone.
+- Not for decisions about people, and not a fact-checker: the stance label says whose position a
+  paragraph voices, not whether it is true.
+- Trained on a small set derived from five articles plus team-written paragraphs: topics, events and
+  voices outside that window (later phases of the war, other conflicts) are out of scope.
+- Stance is hard on quoted speech, mixed paragraphs and irony; read `stance_scores`, not only the label.
+
+## Training procedure
+
+Config (`train_config.yaml` in this repository): backbone `{{ backbone }}`, {{ epochs }} epochs max with
+early stopping on validation macro-F1, batch size {{ batch_size }}, learning rate {{ learning_rate }},
+embeddings frozen: {{ freeze }}. Loss: BCE on issues + cross-entropy on stance.
+Reproduce: `python -m train --config configs/default.yaml`.
+"""
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def build_card(run_dir: str | Path, repo_id: str | None = None):
+    """Build a `huggingface_hub.ModelCard` for the run in `run_dir`.
+
+    Example:
+        >>> card = build_card("runs/default")  # doctest: +SKIP
+        >>> card.data.pipeline_tag  # doctest: +SKIP
+        'text-classification'
+    """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "train_config.yaml")
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    schema = LabelSchema.from_dict(config["label_schema"])
+    report: dict[str, Any] = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    splits = json.loads((run_dir / "splits.json").read_text(encoding="utf-8"))
+    summary = summarize(validate_files(cfg.data_files(), schema), schema)
+    model = report["systems"]["model"]
+    base_model = BASE_MODELS.get(cfg.model.backbone, cfg.model.backbone)
+    name = repo_id.split("/")[-1] if repo_id else "security-talks-classifier"
+    dataset = {"dataset_type": "security-talks-paragraphs", "dataset_name": "Security-guarantee talks paragraphs",
+               "dataset_split": report["split"], "task_type": "text-classification"}
+    eval_results = [
+        EvalResult(metric_type="f1", metric_name="issue macro-F1", metric_value=round(model["issues"]["macro_f1"], 4), **dataset),
+        EvalResult(metric_type="f1", metric_name="issue micro-F1", metric_value=round(model["issues"]["micro_f1"], 4), **dataset),
+        EvalResult(metric_type="f1", metric_name="stance macro-F1", metric_value=round(model["stance"]["macro_f1"], 4), **dataset),
+        EvalResult(metric_type="accuracy", metric_name="stance accuracy", metric_value=round(model["stance"]["accuracy"], 4), **dataset),
+    ]
+    card_data = ModelCardData(
+        model_name=name,
+        language=sorted(summary.by_lang),
+        license="mit",
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=["text-classification", "multi-label", "stance-detection", "news", "multilingual", "security-guarantees"],
+        base_model=base_model if "/" in base_model else None,
+        metrics=["f1", "accuracy"],
+        eval_results=eval_results,
+    )
+    definitions = schema.definitions or {}
+    return ModelCard.from_template(
+        card_data,
+        template_str=TEMPLATE,
+        model_name=name,
+        base_model=base_model,
+        issue_names=", ".join(f"`{n}`" for n in schema.issues),
+        stance_names=", ".join(f"`{n}`" for n in schema.stance),
+        stance_target=schema.stance_target or "the stance target",
+        label_rows=[{"group": g, "name": n, "definition": definitions.get(n, "")}
+                    for g, names in (("issue", schema.issues), ("stance", schema.stance)) for n in names],
+        repo_or_path=repo_id or str(run_dir),
+        num_issues=len(schema.issues), num_stance=len(schema.stance),
+        n_records=summary.n, n_langs=len(summary.by_lang),
+        lang_counts=", ".join(f"{k} {v}" for k, v in summary.by_lang.items()),
+        origin_counts=", ".join(f"{k} {v}" for k, v in sorted(summary.by_origin.items())),
+        label_counts=", ".join(f"{k} {v}" for k, v in {**summary.issue_counts, **summary.stance_counts}.items()),
+        split_sizes=", ".join(f"{k} {len(v)}" for k, v in splits.items()),
+        split=report["split"], n_eval=report["n"],
+        thresholds=", ".join(f"{k} {v:.2f}" for k, v in report["thresholds"].items()),
+        system_rows=[{"name": n, "micro": _fmt(s["issues"]["micro_f1"]), "macro": _fmt(s["issues"]["macro_f1"]),
+                      "acc": _fmt(s["stance"]["accuracy"]), "stance": _fmt(s["stance"]["macro_f1"])}
+                     for n, s in report["systems"].items()],
+        per_issue=", ".join(f"{k} {_fmt(v['f1'])}" for k, v in model["issues"]["per_label"].items()),
+        lang_rows=[{"lang": k, "n": v["n"], "issues": _fmt(v["issues"]["macro_f1"]), "stance": _fmt(v["stance"]["macro_f1"])}
+                   for k, v in model["by_lang"].items()],
+        backbone=cfg.model.backbone, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
+        learning_rate=cfg.train.learning_rate, freeze=cfg.model.freeze_embeddings,
+    )

@@ -1,0 +1,145 @@
+"""Publish a run to the Hugging Face Hub with its model card.
+
+    python -m train.publish --run runs/default --repo-id ORG/NAME [--private] [--revision BRANCH] [--dtype fp16]
+    python -m train.publish --run runs/default --repo-id ORG/NAME --dry-run --out DIR   # the folder, no upload
+    python -m train.publish --run runs/default --card model_card.md                      # regenerate the card only
+
+The folder holds the checkpoint in safetensors only (no pickles), the tokenizer, config.json with labels
+and thresholds, the evaluation report and plots, and the model card as README.md; never the training
+data. The token comes from `HF_TOKEN` or the standard `huggingface-cli login`, and is never logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from train.model_card import build_card
+
+logger = logging.getLogger(__name__)
+
+# Files copied from a run; anything else (splits, metrics history, checkpoints, pickles) stays home.
+PUBLISHED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+             "sentencepiece.bpe.model", "label_schema.yaml", "train_config.yaml", "report.json", "report.md",
+             "stance_confusion.png", "issue_f1_by_system.png", "macro_f1_by_language.png")
+
+
+class PublishError(RuntimeError):
+    """Publishing cannot proceed; nothing was uploaded."""
+
+
+def build_folder(run_dir: str | Path, out_dir: str | Path, repo_id: str | None = None, dtype: str | None = None) -> Path:
+    """Write exactly the folder that would be uploaded to `out_dir` (atomically: temp dir, then rename)."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    for needed in ("config.json", "model.safetensors", "report.json", "train_config.yaml"):
+        if not (run_dir / needed).is_file():
+            raise PublishError(f"{run_dir} has no {needed}: publish a finished run of `python -m train` "
+                               "(report.json is written when eval.enabled is true)")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise PublishError(f"--out {out_dir} exists and is not empty")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        for name in PUBLISHED:
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, tmp / name)
+        if dtype:
+            _cast_weights(tmp / "model.safetensors", dtype)
+        build_card(run_dir, repo_id).save(tmp / "README.md")
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.rename(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _cast_weights(path: Path, dtype: str) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    target = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}.get(dtype)
+    if target is None:
+        raise PublishError(f"--dtype must be fp16, bf16 or fp32, got {dtype!r}")
+    tensors = {k: (v.to(target) if v.is_floating_point() else v) for k, v in load_file(path).items()}
+    save_file(tensors, path, metadata={"format": "pt"})
+
+
+def _token() -> str:
+    from huggingface_hub import get_token
+
+    token = os.environ.get("HF_TOKEN") or get_token()
+    if not token:
+        raise PublishError("No Hugging Face token: set HF_TOKEN or run `huggingface-cli login`. Nothing was uploaded.")
+    return token
+
+
+def headline(run_dir: Path) -> str:
+    model = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))["systems"]["model"]
+    return (f"issue macro-F1 {model['issues']['macro_f1']:.3f}, stance macro-F1 {model['stance']['macro_f1']:.3f}")
+
+
+def publish(run_dir: str | Path, repo_id: str, *, private: bool = True, revision: str | None = None,
+            dtype: str | None = None, api=None) -> str:
+    """Create the repo if needed and upload the run's folder; return the commit URL.
+
+    Example:
+        >>> publish("runs/default", "my-org/security-talks-classifier", private=True)  # doctest: +SKIP
+    """
+    from huggingface_hub import HfApi
+
+    token = _token()  # before any network call
+    run_dir = Path(run_dir)
+    api = api or HfApi(token=token)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = build_folder(run_dir, Path(tmp) / "upload", repo_id, dtype)
+        api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
+        if revision:
+            api.create_branch(repo_id=repo_id, branch=revision, exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", revision=revision,
+                                 commit_message=f"Upload {run_dir.name}: {headline(run_dir)}")
+    logger.info("Published %s to %s", run_dir, repo_id)
+    return str(getattr(info, "commit_url", info))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.publish", description=__doc__.splitlines()[0])
+    p.add_argument("--run", required=True, help="run directory made by `python -m train`")
+    p.add_argument("--repo-id", help="ORG/NAME on the Hub")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--revision", help="branch to upload to (created if missing)")
+    p.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), help="cast the weights before upload")
+    p.add_argument("--dry-run", action="store_true", help="write the folder to --out and upload nothing")
+    p.add_argument("--out", help="folder for --dry-run")
+    p.add_argument("--card", help="only (re)write the model card of the run to this path")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.card:
+            build_card(args.run, args.repo_id).save(args.card)
+            logger.info("Model card written to %s", args.card)
+        elif args.dry_run:
+            if not args.out:
+                p.error("--dry-run needs --out DIR")
+            build_folder(args.run, args.out, args.repo_id, args.dtype)
+            logger.info("Dry run: the folder that would be uploaded is %s", args.out)
+        else:
+            if not args.repo_id:
+                p.error("--repo-id is required to publish")
+            logger.info("Commit: %s", publish(args.run, args.repo_id, private=args.private, revision=args.revision,
+                                              dtype=args.dtype))
+    except (PublishError, FileNotFoundError, ValueError) as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
