@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from infer.labels import LabelSchema
-from lead_fixtures import REPO, synthetic_records, write_jsonl
+from synthetic_data import REPO, synthetic_records, write_jsonl
 from train.data import DataError, check, encode_labels, load_records, main, split_records, validate_files
 
 DATA_FILES = sorted((REPO / "data" / "labels").glob("*.jsonl"))

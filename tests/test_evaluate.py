@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from lead_fixtures import SCHEMA_PATH, synthetic_records
+from synthetic_data import SCHEMA_PATH, synthetic_records
 from infer.labels import LabelSchema
 from train.baselines import MajorityBaseline, TfidfLogRegBaseline, build_baselines
 from train.data import encode_labels

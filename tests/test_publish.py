@@ -14,7 +14,7 @@ from train.run import main as train_main
 
 @pytest.fixture(scope="module")
 def finished_run(tiny_backbone, tmp_path_factory):
-    from lead_fixtures import SCHEMA_PATH, synthetic_records, write_jsonl
+    from synthetic_data import SCHEMA_PATH, synthetic_records, write_jsonl
     from train.config import load_config
 
     tmp = tmp_path_factory.mktemp("publish")

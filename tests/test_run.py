@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lead_fixtures import REPO, synthetic_records, write_jsonl
+from synthetic_data import REPO, synthetic_records, write_jsonl
 from train import run as run_module
 from train.__main__ import cli
 from train.config import load_config

@@ -1,13 +1,11 @@
-# ---- lead's fixtures: tiny random checkpoints and small synthetic datasets ----
+"""Small synthetic labeled records (templated sentences) for fast tests of the data and training code."""
+
 import copy
 import json
 import random
 from pathlib import Path
 
-import pytest
-
 from infer.labels import LabelSchema
-from tiny_models import make_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "data" / "labels" / "schema.yaml"
@@ -25,7 +23,6 @@ _STANCE = {
     "neutral": "the talks are scheduled for Monday",
 }
 _LANGS = {"en": "", "ru": "Россия НАТО", "de": "Sanktionen OTAN"}
-
 
 def synthetic_records(n_groups: int = 24, seed: int = 0) -> list[dict]:
     """Records in 3 languages per group (seed + 2 'translations'), labels drawn at random."""
@@ -49,53 +46,6 @@ def synthetic_records(n_groups: int = 24, seed: int = 0) -> list[dict]:
                     "source": None, "group": f"a{a}"})
     return out
 
-
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def schema() -> LabelSchema:
-    return LabelSchema.from_yaml(SCHEMA_PATH)
-
-
-@pytest.fixture
-def data_file(tmp_path) -> Path:
-    return write_jsonl(tmp_path / "data.jsonl", synthetic_records())
-
-
-@pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory) -> Path:
-    """A 2-layer, 32-wide random BERT with its own small WordPiece tokenizer (a local checkpoint dir)."""
-    texts = [r["text"] for r in synthetic_records()]
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-backbone"), texts)
-
-
-@pytest.fixture
-def tiny_config(tmp_path, data_file, tiny_backbone):
-    """A Config that trains the tiny backbone for a few steps on the synthetic data, into tmp_path."""
-    from train.config import load_config
-
-    return load_config(None, [
-        f"data.files=[{data_file}]", f"data.schema={SCHEMA_PATH}", f"model.backbone={tiny_backbone}",
-        "model.freeze_embeddings=false", f"output_dir={tmp_path / 'run'}", "name=tiny",
-        "data.val_size=0.2", "data.test_size=0.2", "data.max_length=64",
-        "train.epochs=2", "train.batch_size=8", "train.logging_steps=2", "train.precision=fp32",
-        "train.threads=1", "eval.enabled=false",
-    ])
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tiny_backbone, tmp_path_factory) -> Path:
-    """A classifier checkpoint in this package's format (labels, schema, thresholds), untrained."""
-    from train.config import ModelConfig
-    from train.model import build_model
-
-    schema = LabelSchema.from_yaml(SCHEMA_PATH)
-    model, tokenizer = build_model(ModelConfig(backbone=str(tiny_backbone)), schema)
-    model.config.issue_thresholds = {n: 0.5 for n in schema.issues}
-    out = tmp_path_factory.mktemp("tiny-checkpoint")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out

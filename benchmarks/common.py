@@ -1,0 +1,32 @@
+"""Shared measurements for the benchmark scripts: CPU features, matmul peak, peak RSS."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import torch
+
+from infer.hardware import cpu_features
+
+
+def fp32_matmul_flops(n: int = 1024, seconds: float = 2.0) -> float:
+    """Achieved FLOP/s of a plain fp32 n×n matmul on this machine, now (warm-up excluded)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - start)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine_line() -> str:
+    return (f"CPU features: {', '.join(sorted(cpu_features())) or 'none detected'}; torch threads: "
+            f"{torch.get_num_threads()}; torch {torch.__version__}")
