@@ -6,7 +6,8 @@ import pytest
 
 from infer.labels import LabelSchema
 from synthetic_data import REPO, synthetic_records, write_jsonl
-from train.data import DataError, check, encode_labels, load_records, main, split_records, validate_files
+from train.data import (DataError, check, encode_labels, load_records, main, split_records, sync_translations,
+                        validate_files)
 
 DATA_FILES = sorted((REPO / "data" / "labels").glob("*.jsonl"))
 
@@ -120,10 +121,14 @@ def test_shipped_data_is_valid_and_meets_the_counts():
 def test_every_seed_paragraph_has_its_translations_in_the_same_group():
     records = [json.loads(l) for f in DATA_FILES for l in f.read_text(encoding="utf-8").splitlines() if l.strip()]
     seeds = {r["group"]: r for r in records if r["origin"] == "seed"}
+    langs = {group: set() for group in seeds}
     for r in records:
         if r["origin"] == "translation":
             seed = seeds[r["group"]]
             assert (r["source"], r["issues"], r["stance"]) == (seed["source"], seed["issues"], seed["stance"]), r["id"]
+            langs[r["group"]].add(r["lang"])
+    assert len(seeds) >= 90
+    assert {group: len(found) for group, found in langs.items() if len(found) < 6} == {}
 
 
 def test_check_cli(capsys, monkeypatch):
@@ -138,3 +143,22 @@ def test_check_cli_fails_on_bad_file(tmp_path, capsys):
     path = write_jsonl(tmp_path / "d.jsonl", [rec])
     assert main(["check", str(path), "--schema", str(REPO / "data/labels/schema.yaml")]) == 1
     assert f"{path}:1: unknown stance label 'pro'" in capsys.readouterr().err
+
+
+def test_sync_translations_copies_seed_labels_and_check_enforces_them(tmp_path, schema):
+    records = synthetic_records(n_groups=3)
+    seed = next(r for r in records if r["origin"] == "seed")
+    translations = [dict(r, issues=None, stance=None) for r in records if r["origin"] == "translation"]
+    seed_file = write_jsonl(tmp_path / "seed.jsonl", [r for r in records if r["origin"] == "seed"])
+    tr_file = write_jsonl(tmp_path / "translation_xx.jsonl", translations)
+    assert sync_translations([seed_file, tr_file]) == len(translations)
+    synced = [json.loads(l) for l in tr_file.read_text(encoding="utf-8").splitlines()]
+    mine = next(r for r in synced if r["group"] == seed["group"])
+    assert (mine["issues"], mine["stance"]) == (seed["issues"], seed["stance"])
+    check([seed_file, tr_file], schema)
+    assert sync_translations([seed_file, tr_file]) == 0  # idempotent
+
+    synced[0]["stance"] = next(s for s in schema.stance if s != synced[0]["stance"])
+    write_jsonl(tr_file, synced)
+    with pytest.raises(DataError, match=f"translation {synced[0]['id']}: .*differ from its seed"):
+        check([seed_file, tr_file], schema)

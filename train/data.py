@@ -14,6 +14,7 @@ import argparse
 import collections
 import json
 import logging
+import os
 import re
 import sys
 import warnings
@@ -286,9 +287,51 @@ def tokenize_splits(splits, tokenizer, schema: LabelSchema, max_length: int):
     return splits.map(encode, batched=True, desc="Tokenizing")
 
 
+def check_translations(records: list[dict[str, Any]]) -> None:
+    """Every translation must carry the source and labels of the seed paragraph of its group."""
+    seeds = {r["group"]: r for r in records if r["origin"] == "seed"}
+    for r in records:
+        if r["origin"] != "translation":
+            continue
+        seed = seeds.get(r["group"])
+        if seed is None:
+            raise DataError(f"translation {r['id']}: no seed record in its group {r['group']!r}")
+        if (r["source"], r["issues"], r["stance"]) != (seed["source"], seed["issues"], seed["stance"]):
+            raise DataError(f"translation {r['id']}: source/labels differ from its seed {seed['id']}; "
+                            "run `python -m train.data sync-translations`")
+
+
+def sync_translations(files: Iterable[str | Path]) -> int:
+    """Copy each seed paragraph's `issues`/`stance` onto the translations of its group, in place.
+
+    Labels are decided once, on the seed record; translation files may hold null labels until this
+    runs. Each file is rewritten atomically. Returns the number of records changed.
+    """
+    paths = [Path(f) for f in files]
+    rows = {p: [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+            for p in paths}
+    seeds = {r["group"]: r for recs in rows.values() for r in recs if r.get("origin") == "seed"}
+    changed = 0
+    for path, recs in rows.items():
+        dirty = False
+        for r in recs:
+            seed = seeds.get(r.get("group"))
+            if r.get("origin") != "translation" or seed is None:
+                continue
+            if (r.get("issues"), r.get("stance")) != (seed["issues"], seed["stance"]):
+                r["issues"], r["stance"] = list(seed["issues"]), seed["stance"]
+                changed, dirty = changed + 1, True
+        if dirty:
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+            os.replace(tmp, path)
+    return changed
+
+
 def check(files: list[str | Path], schema: LabelSchema, min_issue: int = 0, min_stance: int = 0) -> DataSummary:
     """Validate `files` and check the label counts; raises `DataError` on the first problem."""
     records = validate_files(files, schema)
+    check_translations(records)
     summary = summarize(records, schema)
     short = [f"issue {k}: {v} < {min_issue}" for k, v in summary.issue_counts.items() if v < min_issue]
     short += [f"stance {k}: {v} < {min_stance}" for k, v in summary.stance_counts.items() if v < min_stance]
@@ -305,9 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schema", default="data/labels/schema.yaml")
     p.add_argument("--min-issue", type=int, default=60, help="fail if an issue has fewer positives")
     p.add_argument("--min-stance", type=int, default=100, help="fail if a stance class has fewer records")
+    s = sub.add_parser("sync-translations", help="copy seed labels onto the translations of each group")
+    s.add_argument("files", nargs="*", help="JSON Lines files (default: data/labels/*.jsonl)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     files = args.files or sorted(Path("data/labels").glob("*.jsonl"))
+    if args.command == "sync-translations":
+        logger.info("%d translation record(s) relabeled from their seed", sync_translations(files))
+        return 0
     try:
         schema = LabelSchema.from_yaml(args.schema)
         summary = check(files, schema, args.min_issue, args.min_stance)

