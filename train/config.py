@@ -107,7 +107,11 @@ class TrainConfig:
     batch_size: int = field(default=16, metadata={"help": "Per-device training batch size."})
     eval_batch_size: int = field(default=64, metadata={"help": "Per-device evaluation batch size."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps per optimizer update."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate of the encoder."})
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate of the freshly initialized pooler + classifier (null: learning_rate)."},
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps for linear warmup."})
     scheduler: str = field(default="linear", metadata={"help": "transformers lr_scheduler_type."})
@@ -140,6 +144,8 @@ class TrainConfig:
             raise ConfigError("set train.epochs > 0 or train.max_steps > 0")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"train.learning_rate must be in (0, 1), got {self.learning_rate}")
+        if self.head_learning_rate is not None and not 0 < self.head_learning_rate < 1:
+            raise ConfigError(f"train.head_learning_rate must be in (0, 1), got {self.head_learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
