@@ -140,13 +140,21 @@ def test_unknown_backbone_fails_before_anything_is_written(tiny_config):
     assert not tiny_config.run_dir.exists()
 
 
-def test_torchrun_two_cpu_processes(tiny_config, tmp_path):
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    "accelerate": ["-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "-m"],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_cpu_processes(launcher, tiny_config, tmp_path):
     tiny_config.train.epochs = 1
     path = tmp_path / "ddp.yaml"
     tiny_config.save(path)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "train", "--config", str(path)]
+    tail = ["train"] if launcher == "accelerate" else ["-m", "train"]
+    cmd = [sys.executable, *LAUNCHERS[launcher], *tail, "--config", str(path)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tiny_config.run_dir / "model.safetensors").is_file()

@@ -79,7 +79,7 @@ def build_report(run_dir: str | Path, split: str = "test", data_files: Sequence[
     return {
         "split": split,
         "n": len(eval_records),
-        "model": run_dir.name,
+        "model": cfg.name,
         "thresholds": dict(zip(schema.issues, map(float, clf.thresholds))),
         "systems": {name: score_system(s, gold, schema, thresholds[name], langs, origins) for name, s in scores.items()},
         "worst_errors": worst_errors(eval_records, scores["model"], gold, schema, clf.thresholds),

@@ -141,7 +141,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
         from train.publish import publish
 
         publish(run_dir, cfg.hub.repo_id, private=cfg.hub.private)
-    logger.info("Test: issues macro-F1 %.3f, stance macro-F1 %.3f",
+    logger.info("Test (Trainer metrics, issue thresholds 0.5; report.md uses the tuned ones): "
+                "issues macro-F1 %.3f, stance macro-F1 %.3f",
                 test.metrics.get("test_issues_macro_f1", np.nan), test.metrics.get("test_stance_macro_f1", np.nan))
     logger.info("Run saved to %s (%.0f s)", run_dir, time.time() - started)
     return run_dir
