@@ -3,7 +3,7 @@
     python benchmarks/infer_speed.py --model runs/default [--data data/labels] [--split test] [--repeat 2]
 
 One process, one checkpoint, the same paragraphs for every system. For each system it prints
-paragraphs/s, tokens/s, the peak-RSS growth while it ran, the speed-up over the baseline
+paragraphs/s, tokens/s, the process's peak RSS while it ran (all models stay loaded), the speed-up over the baseline
 (`pipeline("text-classification")`, fp32, `batch_size=16`, padded batches) and its issue / stance
 macro-F1 minus the baseline's on the gold labels (with the checkpoint's tuned thresholds for both).
 It also prints the CPU features it saw, because the fastest route depends on them.
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import machine_line, peak_rss_mib  # noqa: E402
+from benchmarks.common import machine_line, peak_rss_mib, reset_peak_rss  # noqa: E402
 from infer.classifier import Classifier  # noqa: E402
 from infer.routes import available_routes  # noqa: E402
 
@@ -55,15 +55,15 @@ def macro_f1(schema, thresholds, scores: np.ndarray, records: list[dict]) -> tup
 
 
 def time_it(fn, repeat: int) -> tuple[float, float, object]:
-    """Best wall time of `repeat` runs after one warm-up, the RSS growth, and the last result."""
-    rss0 = peak_rss_mib()
+    """Best wall time of `repeat` runs after one warm-up, the peak RSS while they ran, and the last result."""
+    reset_peak_rss()
     result = fn()  # warm-up (and first-touch allocations)
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
         result = fn()
         best = min(best, time.perf_counter() - start)
-    return best, peak_rss_mib() - rss0, result
+    return best, peak_rss_mib(), result
 
 
 def main() -> None:
@@ -110,7 +110,7 @@ def main() -> None:
                     lambda: auto.predict_scores(texts, batch_size=32)))
 
     base_time = base_f1 = None
-    print(f"{'system':44s} {'para/s':>8s} {'tok/s':>8s} {'x base':>7s} {'dRSS MiB':>9s} "
+    print(f"{'system':44s} {'para/s':>8s} {'tok/s':>8s} {'x base':>7s} {'peak MiB':>9s} "
           f"{'issue F1':>9s} {'d':>7s} {'stance F1':>9s} {'d':>7s}")
     for name, fn in systems:
         gc.collect()
