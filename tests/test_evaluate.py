@@ -10,6 +10,7 @@ from infer.labels import LabelSchema
 from train.baselines import MajorityBaseline, TfidfLogRegBaseline, build_baselines
 from train.data import encode_labels
 from train.evaluate import main as evaluate_main
+from train.report import worst_errors
 from train.run import main as train_main
 
 SYSTEMS = {"model", "majority", "tfidf_logreg", "embeddings_logreg"}
@@ -85,3 +86,16 @@ def test_tfidf_baseline_learns_the_synthetic_task(schema):
 def test_unknown_baseline(schema):
     with pytest.raises(ValueError, match="known: \\['embeddings_logreg', 'majority', 'tfidf_logreg'\\]"):
         build_baselines(["bert"], schema, "x")
+
+
+def test_worst_errors_show_one_record_per_group():
+    schema = LabelSchema.from_yaml(SCHEMA_PATH)
+    records = synthetic_records(n_groups=4)
+    gold = np.array([[n in r["issues"] for n in schema.issues] + [r["stance"] == s for s in schema.stance]
+                     for r in records], dtype=float)
+    scores = 1.0 - gold  # every decision wrong, with full confidence
+    scores[:, len(schema.issues):] /= scores[:, len(schema.issues):].sum(1, keepdims=True)
+    errors = worst_errors(records, scores, gold, schema, [0.5] * len(schema.issues), top=50)
+    groups = [next(r["group"] for r in records if r["id"] == e["id"]) for e in errors]
+    assert len(groups) == len(set(groups)) == len({r["group"] for r in records})
+    assert all(e["predicted"]["stance"] != e["gold"]["stance"] for e in errors)

@@ -48,7 +48,11 @@ def score_system(scores: np.ndarray, gold: np.ndarray, schema: LabelSchema, thre
 
 def worst_errors(records: Sequence[dict], scores: np.ndarray, gold: np.ndarray, schema: LabelSchema,
                  thresholds: Sequence[float], top: int = 10) -> list[dict[str, Any]]:
-    """The `top` examples with the largest confident mistakes (summed |score - gold| over wrong labels)."""
+    """The `top` examples with the largest confident mistakes (summed |score - gold| over wrong labels).
+
+    One example per `group` (the worst of a paragraph's translations), so one paragraph's eight
+    languages do not fill the list.
+    """
     k = len(schema.issues)
     pred_issues = scores[:, :k] >= np.asarray(thresholds)
     pred_stance = scores[:, k:].argmax(1)
@@ -56,10 +60,14 @@ def worst_errors(records: Sequence[dict], scores: np.ndarray, gold: np.ndarray, 
     wrong_issue = pred_issues != gold[:, :k].astype(bool)
     cost = (np.abs(scores[:, :k] - gold[:, :k]) * wrong_issue).sum(1)
     cost += np.where(pred_stance != gold_stance, 1.0 - scores[np.arange(len(scores)), k + gold_stance], 0.0)
-    out = []
-    for i in np.argsort(-cost)[:top]:
-        if cost[i] <= 0:
+    out, seen = [], set()
+    for i in np.argsort(-cost, kind="stable"):
+        group = records[i].get("group", records[i]["id"])
+        if cost[i] <= 0 or len(out) == top:
             break
+        if group in seen:
+            continue
+        seen.add(group)
         out.append({
             "id": records[i]["id"], "lang": records[i]["lang"], "text": records[i]["text"],
             "gold": {"issues": list(records[i]["issues"]), "stance": records[i]["stance"]},
