@@ -140,9 +140,11 @@ def test_unknown_backbone_fails_before_anything_is_written(tiny_config):
     assert not tiny_config.run_dir.exists()
 
 
+# accelerate's `--cpu` launcher starts one process unless MPI is set up; `--multi_gpu` starts
+# torch.distributed workers, which `train` runs with gloo when there is no GPU.
 LAUNCHERS = {
     "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
-    "accelerate": ["-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                    "--mixed_precision", "no", "--dynamo_backend", "no", "-m"],
 }
 
