@@ -45,7 +45,7 @@ def render(summary: dict[str, Any], k: int) -> str:
     for name, entry in summary.items():
         cells = [f"{entry[f'{g}.{m}']['mean']:.3f} ± {entry[f'{g}.{m}']['std']:.3f}" for g, m in HEADLINES]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "## Macro-F1 by language (mean ± std)", ""]
+    lines += ["", "## Macro-F1 by language (mean of issue and stance macro-F1; mean ± std over folds)", ""]
     names = list(summary)
     langs = list(summary[names[0]]["by_lang"])
     lines += ["| lang | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
