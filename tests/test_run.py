@@ -36,6 +36,18 @@ def test_loss_combines_bce_and_weighted_ce(schema):
     assert logits.grad.abs().sum() > 0
 
 
+def test_stance_label_smoothing(schema):
+    cfg = load_config(None, ["loss.stance_class_weight=false", "loss.stance_label_smoothing=0.2",
+                             "loss.issue_weight=0"]).loss
+    labels = np.array([[0, 0, 0, 0, 0, 1, 0, 0]], dtype=float)
+    loss = IssueStanceLoss(schema, cfg, labels)
+    logits = torch.tensor([[0.0] * 5 + [3.0, -1.0, 0.5]])
+    expected = torch.nn.functional.cross_entropy(logits[:, 5:], torch.tensor([0]), label_smoothing=0.2)
+    assert loss({"logits": logits}, torch.tensor(labels, dtype=torch.float)).item() == pytest.approx(expected.item())
+    with pytest.raises(ValueError, match="loss.stance_label_smoothing"):
+        load_config(None, ["loss.stance_label_smoothing=1.5"])
+
+
 def test_main_trains_and_writes_a_complete_run(tiny_config):
     run_dir = main(tiny_config)
     assert run_dir == tiny_config.run_dir

@@ -91,8 +91,13 @@ class LossConfig:
     stance_class_weight: bool = field(
         default=True, metadata={"help": "Balanced class weights for the stance cross-entropy (from train)."}
     )
+    stance_label_smoothing: float = field(
+        default=0.0, metadata={"help": "Label smoothing of the stance cross-entropy, in [0, 1)."}
+    )
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.stance_label_smoothing < 1.0:
+            raise ConfigError(f"loss.stance_label_smoothing must be in [0, 1), got {self.stance_label_smoothing}")
         if self.issue_weight < 0 or self.stance_weight < 0 or self.issue_weight + self.stance_weight == 0:
             raise ConfigError(
                 f"loss weights must be >= 0 and not both 0, got issue_weight={self.issue_weight}, "

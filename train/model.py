@@ -63,6 +63,7 @@ class IssueStanceLoss(nn.Module):
         self.schema = schema
         self.issue_weight = cfg.issue_weight
         self.stance_weight = cfg.stance_weight
+        self.label_smoothing = cfg.stance_label_smoothing
         k = len(schema.issues)
         pos_weight = torch.ones(k)
         class_weight = torch.ones(len(schema.stance))
@@ -88,6 +89,7 @@ class IssueStanceLoss(nn.Module):
             logits[:, issues], labels[:, issues], pos_weight=self.pos_weight.to(logits.device)
         )
         ce = nn.functional.cross_entropy(
-            logits[:, stance], labels[:, stance].argmax(1), weight=self.class_weight.to(logits.device)
+            logits[:, stance], labels[:, stance].argmax(1), weight=self.class_weight.to(logits.device),
+            label_smoothing=self.label_smoothing,
         )
         return self.issue_weight * bce + self.stance_weight * ce
