@@ -3,13 +3,23 @@ import torch
 
 from train.config import load_config
 from train.model import build_model
-from train.trainer import build_optimizer, resolve_precision
+from train.trainer import IssueStanceTrainer, resolve_precision
 
 
-def test_head_gets_its_own_learning_rate(tiny_config, schema):
-    tiny_config.train.head_learning_rate = 1e-3
+def _optimizer(tiny_config, schema, tmp_path, head_learning_rate):
+    from transformers import TrainingArguments
+
     model, _ = build_model(tiny_config.model, schema)
-    optimizer = build_optimizer(tiny_config, model)
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=tiny_config.train.learning_rate,
+                             weight_decay=0.01, use_cpu=True, report_to="none")
+    trainer = IssueStanceTrainer(model=model, args=args, head_learning_rate=head_learning_rate)
+    optimizer = trainer.create_optimizer()
+    assert trainer.create_optimizer() is optimizer  # built once
+    return model, optimizer
+
+
+def test_head_gets_its_own_learning_rate(tiny_config, schema, tmp_path):
+    model, optimizer = _optimizer(tiny_config, schema, tmp_path, 1e-3)
     by_lr = {}
     for group in optimizer.param_groups:
         by_lr.setdefault(group["lr"], set()).update(id(p) for p in group["params"])
@@ -21,9 +31,9 @@ def test_head_gets_its_own_learning_rate(tiny_config, schema):
     assert id(model.classifier.bias) in no_decay and id(model.classifier.weight) not in no_decay
 
 
-def test_no_head_learning_rate_keeps_the_trainer_default(tiny_config, schema):
-    model, _ = build_model(tiny_config.model, schema)
-    assert build_optimizer(tiny_config, model) is None
+def test_no_head_learning_rate_keeps_one_learning_rate(tiny_config, schema, tmp_path):
+    _, optimizer = _optimizer(tiny_config, schema, tmp_path, None)
+    assert {g["lr"] for g in optimizer.param_groups} == {tiny_config.train.learning_rate}
 
 
 def test_precision_resolution():

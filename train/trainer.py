@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import Trainer
 
 from infer.hardware import cpu_has_native_bf16
 from infer.labels import LabelSchema
@@ -74,27 +75,40 @@ def training_arguments(cfg: Config, output_dir: str | Path):
     )
 
 
-def build_optimizer(cfg: Config, model) -> torch.optim.Optimizer | None:
-    """AdamW with the new head (pooler + classifier) at `train.head_learning_rate`; None: the Trainer's default.
+def is_head_parameter(model, name: str) -> bool:
+    """True for the parameters a sequence-classification model adds to its pretrained encoder."""
+    return not name.startswith(model.base_model_prefix + ".") or ".pooler." in name
+
+
+class IssueStanceTrainer(Trainer):
+    """The Trainer, with the new head (pooler + classifier) at its own learning rate when one is set.
 
     The head starts from random weights while the encoder is pretrained: a larger step for the head
-    lets it catch up in the few hundred steps a small dataset gives, without shaking the encoder.
-    Biases and LayerNorm weights get no weight decay, as in the Trainer's own grouping.
+    lets it catch up in the few hundred steps a small dataset gives, without shaking the encoder. The
+    Trainer builds its optimizer as usual (`args.optim`, weight-decay groups); each group is then
+    split into head and encoder parameters.
     """
-    t = cfg.train
-    if t.head_learning_rate is None:
-        return None
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        head = not name.startswith(model.base_model_prefix + ".") or ".pooler." in name
-        decay = param.ndim > 1 and "LayerNorm" not in name
-        groups.setdefault((head, decay), []).append(param)
-    params = [{"params": ps, "lr": t.head_learning_rate if head else t.learning_rate,
-               "weight_decay": t.weight_decay if decay else 0.0} for (head, decay), ps in groups.items()]
-    logger.info("Head learning rate %g, encoder %g", t.head_learning_rate, t.learning_rate)
-    return torch.optim.AdamW(params, lr=t.learning_rate)
+
+    def __init__(self, *args, head_learning_rate: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_learning_rate = head_learning_rate
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self.head_learning_rate is None or getattr(self, "_head_lr_applied", False):
+            return optimizer
+        opt_model = self.model if model is None else model
+        head = {id(p) for n, p in opt_model.named_parameters() if is_head_parameter(opt_model, n)}
+        groups, optimizer.param_groups = optimizer.param_groups, []  # no state yet: regroup in place
+        for group in groups:
+            for in_head in (True, False):
+                params = [p for p in group["params"] if (id(p) in head) == in_head]
+                if params:
+                    optimizer.add_param_group({**group, "params": params,
+                                               "lr": self.head_learning_rate if in_head else group["lr"]})
+        self._head_lr_applied = True
+        logger.info("Head learning rate %g, encoder %g", self.head_learning_rate, self.args.learning_rate)
+        return optimizer
 
 
 def compute_metrics_fn(schema: LabelSchema):
@@ -115,14 +129,14 @@ def compute_metrics_fn(schema: LabelSchema):
 
 
 def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, output_dir: str | Path):
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
 
     args = training_arguments(cfg, output_dir)
     loss = IssueStanceLoss(schema, cfg.loss, np.asarray(splits["train"]["labels"]))
     callbacks = []
     if cfg.train.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
-    return Trainer(
+    return IssueStanceTrainer(
         model=model,
         args=args,
         train_dataset=splits["train"],
@@ -132,5 +146,5 @@ def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, ou
         compute_metrics=compute_metrics_fn(schema),
         compute_loss_func=loss,
         callbacks=callbacks,
-        optimizers=(build_optimizer(cfg, model), None),
+        head_learning_rate=cfg.train.head_learning_rate,
     )
