@@ -171,3 +171,13 @@ def test_routes_agree_with_fp32(clf, tiny_checkpoint):
         clf.with_route("fp16")
     auto = Classifier.from_pretrained(tiny_checkpoint, route="auto")
     assert auto.route in available_routes(clf.device)
+
+
+def test_auto_route_rejects_a_route_below_the_agreement_gate(tiny_checkpoint, monkeypatch):
+    from infer import classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "available_routes", lambda device: ["int8", "fp32"])
+    monkeypatch.setattr(Classifier, "agreement", lambda self, other, texts=None: 0.98)
+    assert Classifier.from_pretrained(tiny_checkpoint, route="auto").route == "fp32"
+    monkeypatch.setattr(Classifier, "agreement", lambda self, other, texts=None: 1.0)
+    assert Classifier.from_pretrained(tiny_checkpoint, route="auto").route == "int8"
