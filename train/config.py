@@ -94,10 +94,17 @@ class LossConfig:
     stance_label_smoothing: float = field(
         default=0.0, metadata={"help": "Label smoothing of the stance cross-entropy, in [0, 1)."}
     )
+    cls_alignment_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of 1 - cos(first-token state, mean-pooled state) in the training loss: "
+                          "the head reads the first token, e5 was trained for mean pooling (0 = off)."},
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.stance_label_smoothing < 1.0:
             raise ConfigError(f"loss.stance_label_smoothing must be in [0, 1), got {self.stance_label_smoothing}")
+        if self.cls_alignment_weight < 0:
+            raise ConfigError(f"loss.cls_alignment_weight must be >= 0, got {self.cls_alignment_weight}")
         if self.issue_weight < 0 or self.stance_weight < 0 or self.issue_weight + self.stance_weight == 0:
             raise ConfigError(
                 f"loss weights must be >= 0 and not both 0, got issue_weight={self.issue_weight}, "

@@ -93,3 +93,22 @@ class IssueStanceLoss(nn.Module):
             label_smoothing=self.label_smoothing,
         )
         return self.issue_weight * bce + self.stance_weight * ce
+
+
+def cls_alignment_loss(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of 1 - cos(first-token state, mean-pooled state), the target detached.
+
+    multilingual-e5 was trained to put a paragraph's meaning in the *mean* of its last hidden states;
+    the first token, which the standard sequence-classification head reads, carries much less of it
+    (a logistic regression on frozen first-token states scores far below one on mean-pooled states).
+    This term pulls the first-token state toward the mean-pooled one during fine-tuning, so the
+    checkpoint keeps the plain `BertForSequenceClassification` architecture.
+
+    Args:
+        hidden: (batch, seq, dim) last hidden states.
+        attention_mask: (batch, seq), 1 for real tokens.
+    """
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    mean = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    cos = nn.functional.cosine_similarity(hidden[:, 0].float(), mean.detach().float(), dim=-1)
+    return (1.0 - cos).mean()

@@ -19,7 +19,7 @@ from infer.hardware import cpu_has_native_bf16
 from infer.labels import LabelSchema
 from train.config import Config
 from train.metrics import IssueStanceMetric, flatten
-from train.model import IssueStanceLoss
+from train.model import IssueStanceLoss, cls_alignment_loss
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ def is_head_parameter(model, name: str) -> bool:
 
 
 class IssueStanceTrainer(Trainer):
-    """The Trainer, with the new head (pooler + classifier) at its own learning rate when one is set.
+    """The Trainer, with the new head (pooler + classifier) at its own learning rate when one is set,
+    and the optional first-token alignment term (`train.model.cls_alignment_loss`) in the training loss.
 
     The head starts from random weights while the encoder is pretrained: a larger step for the head
     lets it catch up in the few hundred steps a small dataset gives, without shaking the encoder. The
@@ -89,9 +90,24 @@ class IssueStanceTrainer(Trainer):
     split into head and encoder parameters.
     """
 
-    def __init__(self, *args, head_learning_rate: float | None = None, **kwargs):
+    def __init__(self, *args, head_learning_rate: float | None = None, cls_alignment_weight: float = 0.0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
+        self.cls_alignment_weight = cls_alignment_weight
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The configured loss, plus `cls_alignment_weight` x `cls_alignment_loss` while training."""
+        align = self.cls_alignment_weight > 0 and model.training
+        if align:
+            inputs = {**inputs, "output_hidden_states": True}
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
+                                             num_items_in_batch=num_items_in_batch)
+        if align:
+            loss = loss + self.cls_alignment_weight * cls_alignment_loss(
+                outputs.hidden_states[-1], inputs["attention_mask"])
+            outputs.hidden_states = None  # not kept past the loss
+        return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model)
@@ -147,4 +163,5 @@ def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, ou
         compute_loss_func=loss,
         callbacks=callbacks,
         head_learning_rate=cfg.train.head_learning_rate,
+        cls_alignment_weight=cfg.loss.cls_alignment_weight,
     )
