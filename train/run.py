@@ -13,6 +13,7 @@ Run directory layout:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -133,6 +134,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
         "wall_seconds": round(time.time() - started, 1),
     }
     (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
+    del trainer, model  # the evaluation reloads the saved checkpoint: free the training copy and optimizer first
+    gc.collect()
     if cfg.eval.enabled:
         evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines)
     _publish_atomically(staging, run_dir)
