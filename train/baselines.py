@@ -6,7 +6,8 @@ Each baseline has `fit(texts, labels)` and `predict_scores(texts) -> (n, num_lab
 - `majority`: the prior: issue scores are training frequencies, stance is the most frequent class.
 - `tfidf_logreg`: TF-IDF word 1-2-grams + char 2-5-grams, one-vs-rest logistic regression for the
   issues and a multinomial logistic regression for the stance (class-balanced).
-- `embeddings_logreg`: the frozen backbone's mean-pooled embeddings + the same logistic regressions.
+- `embeddings_logreg`: the frozen backbone's mean-pooled embeddings (`train.embeddings`) + the same
+  logistic regressions.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
 from infer.labels import LabelSchema
+from train.embeddings import E5_PREFIX, FrozenEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -97,36 +99,13 @@ class EmbeddingsLogRegBaseline:
     name = "embeddings_logreg"
 
     def __init__(self, schema: LabelSchema, backbone: str, seed: int = 0, batch_size: int = 32,
-                 max_length: int = 256, prefix: str = "query: "):
-        self.schema, self.backbone, self.batch_size = schema, backbone, batch_size
-        self.max_length, self.prefix = max_length, prefix
+                 max_length: int = 256, prefix: str = E5_PREFIX):
+        self.schema, self.backbone = schema, backbone
+        self.encoder = FrozenEncoder(backbone, batch_size=batch_size, max_length=max_length, prefix=prefix)
         self.heads = _LogRegHeads(schema, c=10.0, seed=seed)
-        self._model = self._tokenizer = None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from train.backbone import load_pretrained
-
-        if self._model is None:
-            self._tokenizer = load_pretrained(self.backbone, AutoTokenizer)
-            self._model = load_pretrained(self.backbone, AutoModel).eval()
-        out = []
-        order = np.argsort([len(t) for t in texts])
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                enc = self._tokenizer([self.prefix + texts[i] for i in idx], padding=True, truncation=True,
-                                      max_length=self.max_length, return_tensors="pt")
-                hidden = self._model(**enc).last_hidden_state  # (batch, seq, hidden)
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1)
-                out.append((idx, torch.nn.functional.normalize(pooled, dim=-1).numpy()))
-        emb = np.zeros((len(texts), out[0][1].shape[1]), dtype=np.float32)
-        for idx, vectors in out:
-            emb[idx] = vectors
-        return emb
+        return self.encoder.embed(texts)
 
     def fit(self, texts: Sequence[str], labels: np.ndarray) -> EmbeddingsLogRegBaseline:
         self.heads.fit(self.embed(texts), labels)

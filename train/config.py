@@ -96,8 +96,9 @@ class LossConfig:
     )
     cls_alignment_weight: float = field(
         default=0.0,
-        metadata={"help": "Weight of 1 - cos(first-token state, mean-pooled state) in the training loss: "
-                          "the head reads the first token, e5 was trained for mean pooling (0 = off)."},
+        metadata={"help": "Weight of 1 - cos(first-token state, frozen backbone's mean-pooled embedding) in "
+                          "the training loss: the head reads the first token, e5 was trained for mean "
+                          "pooling (0 = off)."},
     )
 
     def __post_init__(self) -> None:

@@ -95,20 +95,21 @@ class IssueStanceLoss(nn.Module):
         return self.issue_weight * bce + self.stance_weight * ce
 
 
-def cls_alignment_loss(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of 1 - cos(first-token state, mean-pooled state), the target detached.
 
-    multilingual-e5 was trained to put a paragraph's meaning in the *mean* of its last hidden states;
-    the first token, which the standard sequence-classification head reads, carries much less of it
-    (a logistic regression on frozen first-token states scores far below one on mean-pooled states).
-    This term pulls the first-token state toward the mean-pooled one during fine-tuning, so the
-    checkpoint keeps the plain `BertForSequenceClassification` architecture.
+def cls_alignment_loss(hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of 1 - cos(first-token state, target embedding).
+
+    multilingual-e5 puts a paragraph's meaning in the *mean* of its last hidden states; the first
+    token, which the standard sequence-classification head reads, carries much less of it (a logistic
+    regression on frozen first-token states scores far below one on mean-pooled states), and
+    fine-tuning on a few hundred paragraphs can drift from the pretrained features. With the frozen
+    backbone's mean-pooled embedding as `target` (`train.embeddings.FrozenEncoder`), this term pulls the
+    first-token state toward it, so the checkpoint keeps the plain `BertForSequenceClassification`
+    architecture while its head reads features close to the ones e5 was trained to produce.
 
     Args:
-        hidden: (batch, seq, dim) last hidden states.
-        attention_mask: (batch, seq), 1 for real tokens.
+        hidden: (batch, seq, dim) last hidden states of the model being trained.
+        target: (batch, dim) embeddings of the same texts from the frozen backbone.
     """
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    mean = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-    cos = nn.functional.cosine_similarity(hidden[:, 0].float(), mean.detach().float(), dim=-1)
+    cos = nn.functional.cosine_similarity(hidden[:, 0].float(), target.to(hidden.device).float(), dim=-1)
     return (1.0 - cos).mean()

@@ -25,8 +25,9 @@ import numpy as np
 
 from infer.labels import LabelSchema
 from train.config import Config
-from train.evaluate import evaluate_run
 from train.data import load_records, split_records, tokenize_splits
+from train.embeddings import add_alignment_targets
+from train.evaluate import evaluate_run
 from train.model import build_model
 from train.thresholds import tune_thresholds
 from train.trainer import build_trainer
@@ -87,6 +88,10 @@ def main(cfg: Config, resume: bool = False) -> Path:
     # 2. model
     model, tokenizer = build_model(cfg.model, schema)
     encoded = tokenize_splits(splits, tokenizer, schema, cfg.data.max_length)
+    if cfg.loss.cls_alignment_weight > 0:
+        logger.info("Alignment targets: frozen %s embeddings of %d training texts", cfg.model.backbone,
+                    len(encoded["train"]))
+        encoded["train"] = add_alignment_targets(encoded["train"], cfg.model.backbone, cfg.data.max_length)
 
     # 3. train
     checkpoint = None

@@ -18,6 +18,7 @@ from transformers import Trainer
 from infer.hardware import cpu_has_native_bf16
 from infer.labels import LabelSchema
 from train.config import Config
+from train.embeddings import ALIGNMENT_COLUMN
 from train.metrics import IssueStanceMetric, flatten
 from train.model import IssueStanceLoss, cls_alignment_loss
 
@@ -96,16 +97,22 @@ class IssueStanceTrainer(Trainer):
         self.head_learning_rate = head_learning_rate
         self.cls_alignment_weight = cls_alignment_weight
 
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if ALIGNMENT_COLUMN not in self._signature_columns:  # keep the targets through column pruning
+            self._signature_columns.append(ALIGNMENT_COLUMN)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The configured loss, plus `cls_alignment_weight` x `cls_alignment_loss` while training."""
-        align = self.cls_alignment_weight > 0 and model.training
+        """The configured loss, plus `cls_alignment_weight` x `cls_alignment_loss` on training batches
+        that carry alignment targets (the train split gets them in `train.run`; evaluation never does)."""
+        target = inputs.pop(ALIGNMENT_COLUMN, None)
+        align = target is not None and self.cls_alignment_weight > 0 and model.training
         if align:
             inputs = {**inputs, "output_hidden_states": True}
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
                                              num_items_in_batch=num_items_in_batch)
         if align:
-            loss = loss + self.cls_alignment_weight * cls_alignment_loss(
-                outputs.hidden_states[-1], inputs["attention_mask"])
+            loss = loss + self.cls_alignment_weight * cls_alignment_loss(outputs.hidden_states[-1], target)
             outputs.hidden_states = None  # not kept past the loss
         return (loss, outputs) if return_outputs else loss
 

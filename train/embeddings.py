@@ -1,0 +1,70 @@
+"""Sentence embeddings of the frozen backbone: mean-pooled, L2-normalized last hidden states.
+
+multilingual-e5 is trained for exactly this pooling (with a `"query: "` prefix), so these vectors are
+the strongest features the backbone gives without fine-tuning. Two stages use them: the
+`embeddings_logreg` baseline (`train.baselines`) and, with `loss.cls_alignment_weight > 0`, the
+targets that keep the fine-tuned first-token state close to them (`train.model.cls_alignment_loss`).
+
+Example:
+    >>> encoder = FrozenEncoder("bundled:multilingual-e5-small")  # doctest: +SKIP
+    >>> encoder.embed(["NATO said the open door stays open."]).shape  # doctest: +SKIP
+    (1, 384)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+E5_PREFIX = "query: "
+ALIGNMENT_COLUMN = "alignment_target"  # the train-split column `train.trainer` reads the targets from
+
+
+class FrozenEncoder:
+    """A backbone loaded once, in eval mode, that turns texts into normalized mean-pooled vectors."""
+
+    def __init__(self, backbone: str, batch_size: int = 32, max_length: int = 256, prefix: str = E5_PREFIX):
+        self.backbone, self.batch_size, self.max_length, self.prefix = backbone, batch_size, max_length, prefix
+        self._model = self._tokenizer = None
+
+    def _load(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        from train.backbone import load_pretrained
+
+        self._tokenizer = load_pretrained(self.backbone, AutoTokenizer)
+        self._model = load_pretrained(self.backbone, AutoModel).eval()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), hidden) float32, rows in input order; batches are length-sorted internally."""
+        import torch
+
+        if self._model is None:
+            self._load()
+        emb = None
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                enc = self._tokenizer([self.prefix + texts[i] for i in idx], padding=True, truncation=True,
+                                      max_length=self.max_length, return_tensors="pt")
+                hidden = self._model(**enc).last_hidden_state  # (batch, seq, hidden)
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+                if emb is None:
+                    emb = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+                emb[idx] = pooled.float().numpy()
+        return emb if emb is not None else np.zeros((0, 0), dtype=np.float32)
+
+    def release(self) -> None:
+        """Drop the loaded model (the next `embed` reloads it)."""
+        self._model = self._tokenizer = None
+
+
+def add_alignment_targets(split, backbone: str, max_length: int):
+    """Return `split` (a `datasets.Dataset` with a `text` column) plus the frozen embedding of each text."""
+    encoder = FrozenEncoder(backbone, max_length=max_length)
+    vectors = encoder.embed(split["text"])
+    encoder.release()
+    return split.add_column(ALIGNMENT_COLUMN, vectors.tolist())
