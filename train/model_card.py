@@ -112,7 +112,9 @@ these figures are optimistic for news from other outlets; per-language rows with
 
 Config (`train_config.yaml` in this repository): backbone `{{ backbone }}`, {{ epochs }} epochs max with
 early stopping on validation macro-F1, batch size {{ batch_size }}, learning rate {{ learning_rate }}{% if head_learning_rate %} (new head: {{ head_learning_rate }}){% endif %},
-embeddings frozen: {{ freeze }}. Loss: BCE on issues + cross-entropy on stance.
+embeddings frozen: {{ freeze }}. Loss: BCE on issues + cross-entropy on stance{% if cls_alignment_weight %}
++ {{ cls_alignment_weight }} × (1 − cosine) between the first-token state and the frozen backbone's mean-pooled
+embedding of the same text (training only; the checkpoint is a standard `BertForSequenceClassification`){% endif %}.
 Reproduce: `python -m train --config configs/default.yaml`.
 """
 
@@ -189,5 +191,5 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         backbone=cfg.model.backbone, bundled=cfg.model.backbone.startswith("bundled:"),
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
         learning_rate=cfg.train.learning_rate, head_learning_rate=cfg.train.head_learning_rate,
-        freeze=cfg.model.freeze_embeddings,
+        freeze=cfg.model.freeze_embeddings, cls_alignment_weight=cfg.loss.cls_alignment_weight,
     )
