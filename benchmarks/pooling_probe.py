@@ -22,15 +22,15 @@ logger = logging.getLogger("pooling_probe")
 
 def pooled_states(model, tokenizer, texts, prefix: str = "", batch_size: int = 32, max_length: int = 256):
     """{"mean": (n, d) L2-normalized mean-pooled, "first": (n, d) first-token} last hidden states."""
+    from train.embeddings import mean_pool
+
     out = {"mean": [], "first": []}
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             enc = tokenizer([prefix + t for t in texts[start:start + batch_size]], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             hidden = model(**enc, output_hidden_states=True).hidden_states[-1]
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            mean = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
-            out["mean"].append(mean.numpy())
+            out["mean"].append(mean_pool(hidden, enc["attention_mask"]).numpy())
             out["first"].append(torch.nn.functional.normalize(hidden[:, 0], dim=-1).numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
 

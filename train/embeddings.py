@@ -21,6 +21,14 @@ E5_PREFIX = "query: "
 ALIGNMENT_COLUMN = "alignment_target"  # the train-split column `train.trainer` reads the targets from
 
 
+def mean_pool(hidden, attention_mask):
+    """(batch, seq, dim) states, (batch, seq) mask -> (batch, dim) L2-normalized mean over real tokens."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+
 class FrozenEncoder:
     """A backbone loaded once, in eval mode, that turns texts into normalized mean-pooled vectors."""
 
@@ -50,8 +58,7 @@ class FrozenEncoder:
                 enc = self._tokenizer([self.prefix + texts[i] for i in idx], padding=True, truncation=True,
                                       max_length=self.max_length, return_tensors="pt")
                 hidden = self._model(**enc).last_hidden_state  # (batch, seq, hidden)
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+                pooled = mean_pool(hidden, enc["attention_mask"])
                 if emb is None:
                     emb = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
                 emb[idx] = pooled.float().numpy()

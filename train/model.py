@@ -95,7 +95,6 @@ class IssueStanceLoss(nn.Module):
         return self.issue_weight * bce + self.stance_weight * ce
 
 
-
 def cls_alignment_loss(hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of 1 - cos(first-token state, target embedding).
 
