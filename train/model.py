@@ -17,7 +17,8 @@ from torch import nn
 
 from infer.labels import LabelSchema
 from train.backbone import load_pretrained
-from train.config import LossConfig, ModelConfig
+from train.config import ConfigError, LossConfig, ModelConfig
+from train.layer_cache import freeze_below, keep_bottom_layers
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,15 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     )
     model.config.label_schema = schema.to_dict()
     model.config.issue_thresholds = {name: 0.5 for name in schema.issues}
+    if cfg.num_layers is not None:
+        keep_bottom_layers(model, cfg.num_layers)
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    if cfg.train_layers is not None:
+        layers = model.config.num_hidden_layers
+        if cfg.train_layers > layers:
+            raise ConfigError(f"model.train_layers={cfg.train_layers} but the backbone has {layers} layers")
+        freeze_below(model, layers - cfg.train_layers)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("Model %s: %.1fM parameters, %.1fM trainable", cfg.backbone, total / 1e6, trainable / 1e6)
