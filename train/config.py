@@ -78,6 +78,13 @@ class ModelConfig:
         metadata={"help": "Keep only the bottom N encoder layers (drop the top ones before fine-tuning; the "
                           "checkpoint is a plain model with num_hidden_layers=N, faster at inference). null: all."},
     )
+    pooling: Literal["first_token", "mean_layer"] = field(
+        default="first_token",
+        metadata={"help": "first_token: the standard head reads the first token's last state. mean_layer: append "
+                          "one encoder layer initialized so that its first-token output is the (layer-normed) mean "
+                          "of the states below it — the pooling e5 was trained for, as a plain BERT layer "
+                          "(num_hidden_layers + 1), trained with the head."},
+    )
     train_layers: int | None = field(
         default=None,
         metadata={"help": "Train only the top K encoder layers (+ pooler and classifier); the embeddings and "

@@ -18,7 +18,7 @@ from torch import nn
 from infer.labels import LabelSchema
 from train.backbone import load_pretrained
 from train.config import ConfigError, LossConfig, ModelConfig
-from train.layer_cache import freeze_below, keep_bottom_layers
+from train.layer_cache import encoder_layers, freeze_below, keep_bottom_layers
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +46,63 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     model.config.issue_thresholds = {name: 0.5 for name in schema.issues}
     if cfg.num_layers is not None:
         keep_bottom_layers(model, cfg.num_layers)
+    backbone_layers = model.config.num_hidden_layers
+    if cfg.train_layers is not None and cfg.train_layers > backbone_layers:
+        raise ConfigError(f"model.train_layers={cfg.train_layers} but the backbone has {backbone_layers} layers")
+    if cfg.pooling == "mean_layer":
+        append_mean_pooling_layer(model)
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     if cfg.train_layers is not None:
-        layers = model.config.num_hidden_layers
-        if cfg.train_layers > layers:
-            raise ConfigError(f"model.train_layers={cfg.train_layers} but the backbone has {layers} layers")
-        freeze_below(model, layers - cfg.train_layers)
+        freeze_below(model, first_trained_layer(model, cfg))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("Model %s: %.1fM parameters, %.1fM trainable", cfg.backbone, total / 1e6, trainable / 1e6)
     return model, tokenizer
+
+
+def first_trained_layer(model, cfg: ModelConfig) -> int:
+    """Index of the lowest encoder layer that `model.train_layers` trains (0 when all are trained).
+
+    `train_layers` counts the backbone's own layers; the appended mean-pooling layer is always trained."""
+    if cfg.train_layers is None:
+        return 0
+    extra = 1 if cfg.pooling == "mean_layer" else 0
+    return model.config.num_hidden_layers - extra - cfg.train_layers
+
+
+@torch.no_grad()
+def append_mean_pooling_layer(model, scale: float = 8.0) -> None:
+    """Append an encoder layer whose first-token output is LayerNorm(mean of the states below it).
+
+    multilingual-e5 puts a text's meaning in the mean of its last hidden states, while the standard
+    head reads the first token. This layer is a plain copy of the top layer with: query = 0 (every
+    attention score equal, so each head averages the unmasked positions), value = identity, attention
+    output = `scale` x identity (the mean outweighs the token's own state in the residual sum, and
+    LayerNorm removes the scale), and a zero feed-forward output (the FFN starts as a no-op, but its
+    input weights are kept so it can learn). So the checkpoint stays a plain model with
+    `num_hidden_layers + 1` layers that `AutoModelForSequenceClassification` and `pipeline()` load, and
+    the head starts from the pooling e5 was trained for; all of the layer is then trained.
+    """
+    import copy
+
+    layers = encoder_layers(model)
+    layer = copy.deepcopy(layers[-1])
+    attn = layer.attention
+    eye = torch.eye(model.config.hidden_size)
+    attn.self.query.weight.zero_()
+    attn.self.query.bias.zero_()
+    attn.self.value.weight.copy_(eye)
+    attn.self.value.bias.zero_()
+    attn.output.dense.weight.copy_(scale * eye)
+    attn.output.dense.bias.zero_()
+    for norm in (attn.output.LayerNorm, layer.output.LayerNorm):
+        norm.weight.fill_(1.0)
+        norm.bias.zero_()
+    layer.output.dense.weight.zero_()
+    layer.output.dense.bias.zero_()
+    layers.append(layer)
+    model.config.num_hidden_layers = len(layers)
 
 
 class IssueStanceLoss(nn.Module):

@@ -29,7 +29,7 @@ from train.data import load_records, split_records, tokenize_splits
 from train.embeddings import ALIGNMENT_COLUMN, add_alignment_targets
 from train.evaluate import evaluate_run
 from train.layer_cache import cached_training_inputs, unwrap
-from train.model import build_model
+from train.model import build_model, first_trained_layer
 from train.thresholds import tune_thresholds
 from train.trainer import build_trainer, resolve_precision
 
@@ -96,7 +96,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
 
     trainable, collator = model, None
     if cfg.model.train_layers is not None and cfg.train.cache_frozen_layers:
-        start = model.config.num_hidden_layers - cfg.model.train_layers
+        start = first_trained_layer(model, cfg.model)
         trainable, collator, encoded = cached_training_inputs(
             model, encoded, start, autocast=resolve_precision(cfg.train.precision) == "bf16",
             passthrough=[ALIGNMENT_COLUMN] if cfg.loss.cls_alignment_weight > 0 else [])
