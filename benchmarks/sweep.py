@@ -57,6 +57,19 @@ def run_training(config: str, overrides: list[str], log_path: Path) -> tuple[flo
     return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
 
 
+def run_in_process(config: str, overrides: list[str]) -> tuple[float, float, int]:
+    """The same training through `train.run.main` in this process (no start-up cost; for small models and
+    tests). Peak RSS is this process's, reset before the run where the kernel allows it."""
+    from benchmarks.common import peak_rss_mib, reset_peak_rss
+    from train.config import load_config
+    from train.run import main as train_main
+
+    reset_peak_rss()
+    start = time.perf_counter()
+    train_main(load_config(config, overrides))
+    return time.perf_counter() - start, peak_rss_mib(), 0
+
+
 def figures(report: dict[str, Any], system: str) -> dict[str, float]:
     """Headline figures of one system in each section of a run's report.json."""
     out: dict[str, float] = {}
@@ -114,6 +127,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--set", dest="overrides", action="append", default=[], help="override for every recipe")
     p.add_argument("--out", default="runs/sweep")
     p.add_argument("--keep-runs", action="store_true", help="keep each run's checkpoint (default: report only)")
+    p.add_argument("--in-process", action="store_true",
+                   help="train in this process instead of one `python -m train` per run (tiny models, tests)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)
@@ -128,7 +143,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             baselines = f"[{BASELINE}]" if i == 0 else "[]"
             sets = [*args.overrides, *overrides, f"seed={seed}", f"output_dir={run_dir}", "name=" + name,
                     "eval.enabled=true", f"eval.baselines={baselines}", "hub.push=false"]
-            wall, rss, code = run_training(args.config, sets, out / f"{name}-s{seed}.log")
+            if args.in_process:
+                wall, rss, code = run_in_process(args.config, sets)
+            else:
+                wall, rss, code = run_training(args.config, sets, out / f"{name}-s{seed}.log")
             if code != 0:
                 raise SystemExit(f"recipe {name!r} seed {seed} failed (exit {code}); see {out / f'{name}-s{seed}.log'}")
             report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
