@@ -114,3 +114,19 @@ def test_training_flops_counts_trained_and_cached_layers():
     assert f["cached"] == 2 * 10 * 8 * 100 * 2
     assert f["total"] == f["trained"] + f["cached"]
     assert np.isclose(f["total"], 72000 + 32000)
+
+
+def test_text_prefix_lives_in_the_saved_tokenizer(tiny_backbone, schema, tmp_path):
+    from transformers import AutoTokenizer
+
+    _, plain = _tiny_model(tiny_backbone, schema)
+    _, tok = _tiny_model(tiny_backbone, schema, text_prefix="Geneva talks: ")
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    for text in TEXTS:
+        expected = plain("Geneva talks: " + text)["input_ids"]
+        assert tok(text)["input_ids"] == expected and loaded(text)["input_ids"] == expected
+    windows = loaded(["NATO " * 80], truncation=True, max_length=16, stride=4, return_overflowing_tokens=True)
+    prefix_ids = plain("Geneva talks:", add_special_tokens=False)["input_ids"]
+    assert len(windows["input_ids"]) > 1
+    assert all(w[1:1 + len(prefix_ids)] == prefix_ids and len(w) <= 16 for w in windows["input_ids"])

@@ -85,6 +85,11 @@ class ModelConfig:
                           "of the states below it — the pooling e5 was trained for, as a plain BERT layer "
                           "(num_hidden_layers + 1), trained with the head."},
     )
+    text_prefix: str = field(
+        default="",
+        metadata={"help": "Text put before every input by the tokenizer itself (its post-processor template, saved "
+                          "in tokenizer.json, so pipeline() and infer add it too). e5 was trained with 'query: '."},
+    )
     train_layers: int | None = field(
         default=None,
         metadata={"help": "Train only the top K encoder layers (+ pooler and classifier); the embeddings and "

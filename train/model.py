@@ -32,6 +32,8 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = load_pretrained(cfg.backbone, AutoTokenizer)
+    if cfg.text_prefix:
+        add_template_prefix(tokenizer, cfg.text_prefix)
     extra = {"classifier_dropout": cfg.dropout} if cfg.dropout is not None else {}
     model = load_pretrained(
         cfg.backbone,
@@ -59,6 +61,45 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     total = sum(p.numel() for p in model.parameters())
     logger.info("Model %s: %.1fM parameters, %.1fM trainable", cfg.backbone, total / 1e6, trainable / 1e6)
     return model, tokenizer
+
+
+def add_template_prefix(tokenizer, prefix: str) -> None:
+    """Make the fast tokenizer put the tokens of `prefix` right after its first special token.
+
+    The prefix goes into the post-processor template (as one multi-id special piece), not into the
+    text, so it is part of the saved `tokenizer.json`: a plain `pipeline()`, `infer` and every window
+    of a long text get it, and truncation counts it. Only `TemplateProcessing` post-processors
+    (BERT, XLM-R, e5 tokenizers) are supported.
+    """
+    import json
+
+    backend = tokenizer.backend_tokenizer
+    state = json.loads(backend.to_str()).get("post_processor") or {}
+    if state.get("type") != "TemplateProcessing":
+        raise ConfigError(f"model.text_prefix needs a TemplateProcessing post-processor; this tokenizer has "
+                          f"{state.get('type')!r}")
+    # the text is tokenized on its own and starts a new word, so a trailing space would add a lone "▁"
+    ids = tokenizer(prefix.rstrip(), add_special_tokens=False)["input_ids"]
+    name = "[TEXT_PREFIX]"  # the piece's name in the template; its ids are the prefix's tokens
+    state["special_tokens"][name] = {"id": name, "ids": ids, "tokens": tokenizer.convert_ids_to_tokens(ids)}
+    for key in ("single", "pair"):
+        first = next(i for i, piece in enumerate(state[key]) if "SpecialToken" in piece)
+        state[key].insert(first + 1, {"SpecialToken": {"id": name, "type_id": 0}})
+    backend.post_processor = _template(state)
+
+
+def _template(state: dict):
+    """A `TemplateProcessing` from its serialized form (the `post_processor` entry of tokenizer.json)."""
+    from tokenizers import processors
+
+    def pieces(template):
+        return ["$" + p["Sequence"]["id"] + ":" + str(p["Sequence"]["type_id"]) if "Sequence" in p
+                else p["SpecialToken"]["id"] + ":" + str(p["SpecialToken"]["type_id"]) for p in template]
+
+    return processors.TemplateProcessing(
+        single=pieces(state["single"]), pair=pieces(state["pair"]),
+        special_tokens=[{"id": k, "ids": v["ids"], "tokens": v["tokens"]} for k, v in state["special_tokens"].items()],
+    )
 
 
 def first_trained_layer(model, cfg: ModelConfig) -> int:
