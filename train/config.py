@@ -45,7 +45,7 @@ class DataConfig:
     )
     max_length: int = field(default=256, metadata={"help": "Token limit per training example."})
     cv_folds: int | None = field(
-        default=None, metadata={"help": "Grouped K-fold: the test split is fold cv_fold of K (set by --cv)."}
+        default=None, metadata={"help": "Grouped K-fold: the test split is fold cv_fold of K (set by python -m train.crossval)."}
     )
     cv_fold: int = field(default=0, metadata={"help": "Which fold is the test split when cv_folds is set."})
 

@@ -266,21 +266,12 @@ def split_records(ds, schema: LabelSchema, *, val_size: float, test_size: float,
     return splits
 
 
-def encode_labels(issues: list[str], stance: str, schema: LabelSchema) -> list[float]:
-    """Multi-hot issues followed by one-hot stance, in head order."""
-    vec = [0.0] * schema.num_labels
-    for name in issues:
-        vec[schema.issues.index(name)] = 1.0
-    vec[len(schema.issues) + schema.stance.index(stance)] = 1.0
-    return vec
-
-
 def tokenize_splits(splits, tokenizer, schema: LabelSchema, max_length: int):
     """Add `input_ids`, `attention_mask`, `labels` (float vector) and `length` to every split."""
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
         enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
-        enc["labels"] = [encode_labels(i, s, schema) for i, s in zip(batch["issues"], batch["stance"])]
+        enc["labels"] = [schema.encode(i, s) for i, s in zip(batch["issues"], batch["stance"])]
         enc["length"] = [len(ids) for ids in enc["input_ids"]]
         return enc
 

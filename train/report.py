@@ -53,13 +53,12 @@ def worst_errors(records: Sequence[dict], scores: np.ndarray, gold: np.ndarray, 
     One example per `group` (the worst of a paragraph's translations), so one paragraph's eight
     languages do not fill the list.
     """
-    k = len(schema.issues)
-    pred_issues = scores[:, :k] >= np.asarray(thresholds)
-    pred_stance = scores[:, k:].argmax(1)
-    gold_stance = gold[:, k:].argmax(1)
-    wrong_issue = pred_issues != gold[:, :k].astype(bool)
-    cost = (np.abs(scores[:, :k] - gold[:, :k]) * wrong_issue).sum(1)
-    cost += np.where(pred_stance != gold_stance, 1.0 - scores[np.arange(len(scores)), k + gold_stance], 0.0)
+    pred_issues, pred_stance = schema.decide(scores, thresholds)
+    gold_issues, gold_stance = schema.decide(gold, [0.5] * len(schema.issues))
+    issue_scores, stance_scores = schema.split(scores)
+    wrong_issue = pred_issues != gold_issues
+    cost = (np.abs(issue_scores - gold_issues) * wrong_issue).sum(1)
+    cost += np.where(pred_stance != gold_stance, 1.0 - stance_scores[np.arange(len(scores)), gold_stance], 0.0)
     out, seen = [], set()
     for i in np.argsort(-cost, kind="stable"):
         group = records[i].get("group", records[i]["id"])
