@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from infer import load
+from infer.atomic import atomic_file
 from infer.stream import detect_format, read_rows, tag_stream
 
 logger = logging.getLogger(__name__)
@@ -23,9 +22,8 @@ logger = logging.getLogger(__name__)
 def _write_report(report_dir: Path, clf, summary) -> None:
     """summary.json in `report_dir`; scoring against gold labels is `python -m train.evaluate --data`."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    tmp = report_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary.to_dict(clf.schema), indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(report_dir / "summary.json")
+    with atomic_file(report_dir / "summary.json") as fh:
+        json.dump(summary.to_dict(clf.schema), fh, indent=2, ensure_ascii=False)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -39,18 +37,11 @@ def main(args: argparse.Namespace) -> int:
                                  out_format=args.out_format, num_shards=args.num_shards, shard_index=args.shard_index,
                                  batch_size=args.batch_size, progress=not args.no_progress)
         else:
-            out = Path(args.output)
-            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent or ".")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    summary = tag_stream(clf, rows, fh, text_column=args.text_column, document=args.document,
-                                         out_format=args.out_format, num_shards=args.num_shards,
-                                         shard_index=args.shard_index, batch_size=args.batch_size,
-                                         progress=not args.no_progress)
-                os.replace(tmp, out)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_file(args.output) as fh:
+                summary = tag_stream(clf, rows, fh, text_column=args.text_column, document=args.document,
+                                     out_format=args.out_format, num_shards=args.num_shards,
+                                     shard_index=args.shard_index, batch_size=args.batch_size,
+                                     progress=not args.no_progress)
         if args.report:
             _write_report(Path(args.report), clf, summary)
         if args.report and summary.n_gold:

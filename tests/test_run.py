@@ -112,7 +112,7 @@ def test_crash_leaves_no_run_and_resume_continues(tiny_config, monkeypatch):
     def crash(staging, run_dir):
         raise RuntimeError("simulated crash before the run was moved into place")
 
-    monkeypatch.setattr(run_module, "_publish_atomically", crash)
+    monkeypatch.setattr(run_module, "replace_dir", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(tiny_config)
     assert not tiny_config.run_dir.exists()

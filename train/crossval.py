@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from infer.atomic import atomic_file
 from train.config import Config, ConfigError, load_config
 from train.data import DataError
 from train.run import main as train_main
@@ -78,10 +79,10 @@ def cross_validate(cfg: Config, k: int, out_dir: str | Path) -> dict[str, Any]:
         run_dir = train_main(fold_cfg)
         reports.append(json.loads((run_dir / "report.json").read_text(encoding="utf-8")))
     summary = {"k": k, "systems": aggregate(reports)}
-    tmp = out_dir / "cv_report.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    tmp.replace(out_dir / "cv_report.json")
-    (out_dir / "cv_report.md").write_text(render(summary["systems"], k), encoding="utf-8")
+    with atomic_file(out_dir / "cv_report.json") as fh:
+        json.dump(summary, fh, indent=2)
+    with atomic_file(out_dir / "cv_report.md") as fh:
+        fh.write(render(summary["systems"], k))
     return summary
 
 

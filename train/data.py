@@ -14,7 +14,6 @@ import argparse
 import collections
 import json
 import logging
-import os
 import re
 import sys
 import warnings
@@ -24,6 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from infer.atomic import atomic_file
 from infer.labels import LabelSchema
 
 logger = logging.getLogger(__name__)
@@ -313,9 +313,8 @@ def sync_translations(files: Iterable[str | Path]) -> int:
                 r["issues"], r["stance"] = list(seed["issues"]), seed["stance"]
                 changed, dirty = changed + 1, True
         if dirty:
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
-            os.replace(tmp, path)
+            with atomic_file(path) as fh:
+                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
     return changed
 
 

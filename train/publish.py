@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from infer.atomic import atomic_dir
 from train.model_card import build_card
 
 logger = logging.getLogger(__name__)
@@ -41,22 +42,15 @@ def build_folder(run_dir: str | Path, out_dir: str | Path, repo_id: str | None =
         if not (run_dir / needed).is_file():
             raise PublishError(f"{run_dir} has no {needed}: publish a finished run of `python -m train` "
                                "(report.json is written when eval.enabled is true)")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise PublishError(f"--out {out_dir} exists and is not empty")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise PublishError(f"--out {out_dir} exists and is not an empty directory")
+    with atomic_dir(out_dir) as tmp:
         for name in PUBLISHED:
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, tmp / name)
         if dtype:
             _cast_weights(tmp / "model.safetensors", dtype)
         build_card(run_dir, repo_id).save(tmp / "README.md")
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.rename(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from infer.atomic import atomic_file
 from infer.labels import LabelSchema
 from train.metrics import IssueStanceMetric
 
@@ -149,8 +147,7 @@ def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path) -> l
     ax.set_title("Stance confusion matrix")
     fig.tight_layout()
     paths.append(out_dir / "stance_confusion.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    _save_png(fig, paths[-1])
 
     for fname, keys, getter, title in (
         ("issue_f1_by_system.png", list(schema.issues),
@@ -168,23 +165,26 @@ def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path) -> l
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(out_dir / fname)
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        _save_png(fig, paths[-1])
     return paths
 
 
+def _save_png(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+
+
 def write_report(report: dict[str, Any], schema: LabelSchema, out_dir: str | Path) -> Path:
-    """Write report.json, report.md and the plots into a temp dir, then move each into `out_dir`."""
+    """Write report.json, report.md and the plots into `out_dir`, each file atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
-    try:
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-        (tmp / "report.md").write_text(render_markdown(report, schema), encoding="utf-8")
-        write_plots(report, schema, tmp)
-        for path in tmp.iterdir():
-            os.replace(path, out_dir / path.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_file(out_dir / "report.json") as fh:
+        json.dump(report, fh, indent=2, ensure_ascii=False)
+    with atomic_file(out_dir / "report.md") as fh:
+        fh.write(render_markdown(report, schema))
+    write_plots(report, schema, out_dir)
     logger.info("Report written to %s", out_dir / "report.md")
     return out_dir / "report.json"

@@ -16,13 +16,13 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from infer.atomic import replace_dir
 from infer.labels import LabelSchema
 from train.config import Config
 from train.data import load_records, split_records, tokenize_splits
@@ -49,15 +49,6 @@ def _last_checkpoint(work_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     return get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
-
-
-def _publish_atomically(staging: Path, run_dir: Path) -> None:
-    """Replace `run_dir` by `staging` with renames only; an old run is removed after the swap."""
-    old = run_dir.with_name(f"{run_dir.name}.old-{os.getpid()}")
-    if run_dir.exists():
-        os.rename(run_dir, old)
-    os.rename(staging, run_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def main(cfg: Config, resume: bool = False) -> Path:
@@ -143,7 +134,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
     gc.collect()
     if cfg.eval.enabled:
         evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines)
-    _publish_atomically(staging, run_dir)
+    replace_dir(staging, run_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     if cfg.hub.push:
         from train.publish import publish
