@@ -114,3 +114,22 @@ def test_card_only_and_errors(finished_run, tmp_path):
     assert main(["--run", str(finished_run), "--card", str(tmp_path / "card.md")]) == 0
     assert "## Evaluation" in (tmp_path / "card.md").read_text()
     assert main(["--run", str(tmp_path), "--dry-run", "--out", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.parametrize("flags, private", [([], True), (["--private"], True), (["--public"], False)])
+def test_new_repositories_are_private_unless_public_is_asked(finished_run, monkeypatch, flags, private):
+    from train import publish as publish_module
+
+    seen = {}
+    monkeypatch.setattr(publish_module, "publish", lambda run, repo, **kw: seen.update(kw) or "url")
+    assert main(["--run", str(finished_run), "--repo-id", "org/name", *flags]) == 0
+    assert seen["private"] is private
+
+
+def test_private_is_the_default_of_the_function_and_the_config():
+    import inspect
+
+    from train.config import HubConfig
+
+    assert inspect.signature(publish).parameters["private"].default is True
+    assert HubConfig().private is True

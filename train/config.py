@@ -177,7 +177,7 @@ class EvalConfig:
 class HubConfig:
     push: bool = field(default=False, metadata={"help": "Publish the run to the Hugging Face Hub at the end."})
     repo_id: str | None = field(default=None, metadata={"help": "ORG/NAME of the Hub repository."})
-    private: bool = field(default=True, metadata={"help": "Create the repository as private."})
+    private: bool = field(default=True, metadata={"help": "Create the repository as private (false: public)."})
 
     def __post_init__(self) -> None:
         if self.push and not self.repo_id:
