@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import logging
 import re
@@ -182,6 +183,16 @@ def summarize(records: Iterable[dict[str, Any]], schema: LabelSchema) -> DataSum
         issue_by_lang={lang: {n: c[n] for n in schema.issues} for lang, c in issue_by_lang.items()},
         stance_by_lang={lang: {n: c[n] for n in schema.stance} for lang, c in stance_by_lang.items()},
     )
+
+
+def split_summary(splits, schema: LabelSchema) -> dict[str, Any]:
+    """Counts (per language, origin and label) of all records and of each split: a run's `data_summary.json`.
+
+    The model card reads it, so the card describes the data the run was trained on, not today's files.
+    """
+    records = [r for split in splits.values() for r in split]
+    return {"all": dataclasses.asdict(summarize(records, schema)),
+            "splits": {name: dataclasses.asdict(summarize(split, schema)) for name, split in splits.items()}}
 
 
 def format_summary(summary: DataSummary, schema: LabelSchema) -> str:

@@ -8,6 +8,7 @@ Run directory layout:
     config.json, model.safetensors, tokenizer files   the checkpoint (labels + thresholds in config.json)
     train_config.yaml   the resolved config
     splits.json         record ids per split
+    data_summary.json   record counts per split, language, origin and label (read by the model card)
     metrics.json        the Trainer's log history and final validation/test figures
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 from infer.atomic import replace_dir
 from infer.labels import LabelSchema
 from train.config import Config
-from train.data import load_records, split_records, tokenize_splits
+from train.data import load_records, split_records, split_summary, tokenize_splits
 from train.embeddings import add_alignment_targets
 from train.evaluate import evaluate_run
 from train.model import build_model
@@ -121,6 +122,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
     (staging / "splits.json").write_text(
         json.dumps({name: list(split["id"]) for name, split in splits.items()}, indent=0), encoding="utf-8"
     )
+    (staging / "data_summary.json").write_text(json.dumps(split_summary(splits, schema), indent=1), encoding="utf-8")
     history = {
         "log_history": trainer.state.log_history,
         "best_checkpoint": trainer.state.best_model_checkpoint,
