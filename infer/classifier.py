@@ -128,11 +128,9 @@ class Classifier:
 
     def agreement(self, other: Classifier, texts: Sequence[str] = PROBE_TEXTS) -> float:
         """Share of (text, label) decisions on which two classifiers agree (issues and stance)."""
-        a, b = self.predict_scores(list(texts)), other.predict_scores(list(texts))
-        k = len(self.schema.issues)
-        same_issues = (a[:, :k] >= self.thresholds) == (b[:, :k] >= other.thresholds)
-        same_stance = a[:, k:].argmax(1) == b[:, k:].argmax(1)
-        return float(np.concatenate([same_issues.ravel(), same_stance]).mean())
+        a_issues, a_stance = self.schema.decide(self.predict_scores(list(texts)), self.thresholds)
+        b_issues, b_stance = other.schema.decide(other.predict_scores(list(texts)), other.thresholds)
+        return float(np.concatenate([(a_issues == b_issues).ravel(), a_stance == b_stance]).mean())
 
     def _fastest_agreeing_route(self, fp32_model) -> Classifier:
         reference = self.to_device()
@@ -186,26 +184,24 @@ class Classifier:
         windows, owner = self._windows(texts)
         window_scores = self.schema.scores(self._logits(windows, batch_size))
         owner = np.asarray(owner)
-        weights = np.array([len(w) for w in windows], dtype=np.float64)
-        k = len(self.schema.issues)
-        scores = np.zeros((len(texts), self.schema.num_labels))
+        weights = np.array([len(w) for w in windows], dtype=np.float64)  # tokens per window
+        window_issues, window_stance = self.schema.split(window_scores)
         counts = np.bincount(owner, minlength=len(texts))
-        np.maximum.at(scores[:, :k], owner, window_scores[:, :k])
+        issues = np.zeros((len(texts), len(self.schema.issues)))
+        np.maximum.at(issues, owner, window_issues)  # issue: max over the text's windows
         stance = np.zeros((len(texts), len(self.schema.stance)))
-        np.add.at(stance, owner, window_scores[:, k:] * weights[:, None])
-        scores[:, k:] = stance / stance.sum(axis=1, keepdims=True)
-        return scores, counts
+        np.add.at(stance, owner, window_stance * weights[:, None])  # stance: token-weighted mean
+        return np.concatenate([issues, stance / stance.sum(axis=1, keepdims=True)], axis=1), counts
 
     def _prediction(self, text: str, row: np.ndarray, windows: int) -> Prediction:
-        k = len(self.schema.issues)
-        issue_scores = {n: round(float(s), 6) for n, s in zip(self.schema.issues, row[:k])}
-        stance_scores = {n: round(float(s), 6) for n, s in zip(self.schema.stance, row[k:])}
+        (issue_row,), (stance_row,) = self.schema.split(row[None, :])
+        (on,), (stance,) = self.schema.decide(row[None, :], self.thresholds)
         return Prediction(
             text=text,
-            issues=[n for n, s, t in zip(self.schema.issues, row[:k], self.thresholds) if s >= t],
-            issue_scores=issue_scores,
-            stance=self.schema.stance[int(np.argmax(row[k:]))],
-            stance_scores=stance_scores,
+            issues=[n for n, keep in zip(self.schema.issues, on) if keep],
+            issue_scores={n: round(float(s), 6) for n, s in zip(self.schema.issues, issue_row)},
+            stance=self.schema.stance[int(stance)],
+            stance_scores={n: round(float(s), 6) for n, s in zip(self.schema.stance, stance_row)},
             windows=int(windows),
         )
 
@@ -242,13 +238,12 @@ class Classifier:
         if len(parts) == 1:
             parts = [p.strip() for p in text.splitlines() if p.strip()]
         paragraphs = self.classify(parts, batch_size=batch_size)
-        k = len(self.schema.issues)
         issue_max = {n: max(p.issue_scores[n] for p in paragraphs) for n in self.schema.issues}
         votes = {n: sum(p.stance == n for p in paragraphs) / len(paragraphs) for n in self.schema.stance}
         mass = {n: sum(p.stance_scores[n] for p in paragraphs) for n in self.schema.stance}
         stance = max(self.schema.stance, key=lambda n: (votes[n], mass[n]))
         return DocumentPrediction(
-            issues=[n for n, t in zip(self.schema.issues, self.thresholds[:k]) if issue_max[n] >= t],
+            issues=[n for n, t in zip(self.schema.issues, self.thresholds) if issue_max[n] >= t],
             issue_scores=issue_max,
             stance=stance,
             stance_distribution=votes,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 ISSUE_PREFIX = "issue/"
 STANCE_PREFIX = "stance/"
@@ -62,6 +62,49 @@ class LabelSchema:
     @property
     def stance_slice(self) -> slice:
         return slice(len(self.issues), self.num_labels)
+
+    def encode(self, issues: Sequence[str], stance: str) -> list[float]:
+        """Gold labels -> the head-order target vector: multi-hot issues, then one-hot stance.
+
+        Raises a ValueError naming the unknown label.
+
+        Example:
+            >>> LabelSchema(issues=("a", "b"), stance=("x", "y")).encode(["b"], "x")
+            [0.0, 1.0, 1.0, 0.0]
+        """
+        vec = [0.0] * self.num_labels
+        for name in issues:
+            if name not in self.issues:
+                raise ValueError(f"unknown issue label {name!r}; the schema has {list(self.issues)}")
+            vec[self.issues.index(name)] = 1.0
+        if stance not in self.stance:
+            raise ValueError(f"unknown stance label {stance!r}; the schema has {list(self.stance)}")
+        vec[len(self.issues) + self.stance.index(stance)] = 1.0
+        return vec
+
+    def split(self, scores: Any) -> tuple[Any, Any]:
+        """(n, num_labels) scores or labels -> (issue columns (n, len(issues)), stance columns (n, len(stance)))."""
+        import numpy as np
+
+        scores = np.asarray(scores)
+        return scores[:, self.issue_slice], scores[:, self.stance_slice]
+
+    def decide(self, scores: Any, thresholds: Sequence[float]) -> tuple[Any, Any]:
+        """Scores (n, num_labels) -> (issue decisions (n, len(issues)) bool, stance index (n,) int).
+
+        An issue is on when its score reaches its threshold; the stance is the highest-scoring one.
+
+        Example:
+            >>> import numpy as np
+            >>> on, stance = LabelSchema(issues=("a", "b"), stance=("x", "y")).decide(
+            ...     np.array([[0.7, 0.2, 0.1, 0.9]]), [0.5, 0.5])
+            >>> on.tolist(), stance.tolist()
+            ([[True, False]], [1])
+        """
+        import numpy as np
+
+        issues, stance = self.split(scores)
+        return issues >= np.asarray(thresholds, dtype=np.float64), stance.argmax(axis=1)
 
     def scores(self, logits: Any) -> Any:
         """Head logits (n, num_labels) -> scores: sigmoid over issues, softmax over stance (numpy).

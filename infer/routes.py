@@ -18,7 +18,7 @@ import logging
 
 import torch
 
-from infer.hardware import cpu_features, cpu_has_int8_dot, cpu_has_native_bf16
+from infer.hardware import cpu_has_int8_dot, cpu_has_native_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,3 @@ def apply_route(model: torch.nn.Module, route: str, device: torch.device) -> tor
     dtype = torch.bfloat16 if route == "bf16" else torch.float16
     return copy.deepcopy(model).to(device=device, dtype=dtype)
 
-
-def describe_hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(device)}"
-    return "cpu[" + ",".join(sorted(cpu_features())) + "]"

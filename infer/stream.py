@@ -77,6 +77,7 @@ class Summary:
     """Counts of what was tagged, overall and by language (when rows carry `lang`)."""
 
     n: int = 0
+    n_gold: int = 0  # rows that carry gold `issues` and `stance` fields
     issues: collections.Counter = field(default_factory=collections.Counter)
     stance: collections.Counter = field(default_factory=collections.Counter)
     by_lang: dict[str, dict[str, collections.Counter]] = field(default_factory=dict)
@@ -116,11 +117,8 @@ def format_table_row(pred) -> str:
 
 def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out: TextIO, *, text_column: str = "text",
                document: bool = False, out_format: str = "jsonl", num_shards: int = 1, shard_index: int = 0,
-               chunk_size: int = 256, batch_size: int = 32, gold: list | None = None, progress: bool = True) -> Summary:
-    """Classify this shard's rows in chunks and write one output line per row; returns the summary.
-
-    If `gold` is a list, (row, scores) pairs of rows carrying gold `issues`/`stance` are appended to it.
-    """
+               chunk_size: int = 256, batch_size: int = 32, progress: bool = True) -> Summary:
+    """Classify this shard's rows in chunks and write one output line per row; returns the summary."""
     from tqdm.auto import tqdm
 
     summary = Summary()
@@ -149,8 +147,7 @@ def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             if not document:
                 summary.add(pred, row.get("lang"))
-                if gold is not None and "issues" in row and "stance" in row:
-                    gold.append((row, pred))
+            summary.n_gold += "issues" in row and "stance" in row
         bar.update(len(chunk))
         chunk.clear()
 

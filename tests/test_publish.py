@@ -114,3 +114,49 @@ def test_card_only_and_errors(finished_run, tmp_path):
     assert main(["--run", str(finished_run), "--card", str(tmp_path / "card.md")]) == 0
     assert "## Evaluation" in (tmp_path / "card.md").read_text()
     assert main(["--run", str(tmp_path), "--dry-run", "--out", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.parametrize("flags, private", [([], True), (["--private"], True), (["--public"], False)])
+def test_new_repositories_are_private_unless_public_is_asked(finished_run, monkeypatch, flags, private):
+    from train import publish as publish_module
+
+    seen = {}
+    monkeypatch.setattr(publish_module, "publish", lambda run, repo, **kw: seen.update(kw) or "url")
+    assert main(["--run", str(finished_run), "--repo-id", "org/name", *flags]) == 0
+    assert seen["private"] is private
+
+
+def test_private_is_the_default_of_the_function_and_the_config():
+    import inspect
+
+    from train.config import HubConfig
+
+    assert inspect.signature(publish).parameters["private"].default is True
+    assert HubConfig().private is True
+
+
+def test_card_counts_come_from_the_runs_data_summary(finished_run, tmp_path, caplog):
+    import shutil
+
+    from train.model_card import build_card
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    summary = json.loads((run / "data_summary.json").read_text())
+    assert summary["all"]["n"] == sum(s["n"] for s in summary["splits"].values())
+    summary["all"]["n"] = 999  # what the run was trained on, whatever today's files hold
+    (run / "data_summary.json").write_text(json.dumps(summary))
+    assert "999 labeled paragraphs" in build_card(run).text
+    (run / "data_summary.json").unlink()  # a run made before the file existed: recount, with a warning
+    with caplog.at_level("WARNING"):
+        text = build_card(run).text
+    assert f"{summary['splits']['train']['n'] + summary['splits']['validation']['n'] + summary['splits']['test']['n']} labeled paragraphs" in text
+    assert "no data_summary.json" in caplog.text
+
+
+def test_base_model_of_a_bundled_backbone_is_its_hub_original():
+    from train.backbone import BUNDLED
+    from train.model_card import base_model
+
+    assert base_model("bundled:multilingual-e5-small") == BUNDLED["multilingual-e5-small"].hub_id
+    assert base_model("xlm-roberta-base") == "xlm-roberta-base"

@@ -63,6 +63,10 @@ def test_main_trains_and_writes_a_complete_run(tiny_config):
     assert config["label_schema"]["stance"] == ["favor", "against", "neutral"]
     splits = json.loads((run_dir / "splits.json").read_text())
     assert sum(map(len, splits.values())) == len(synthetic_records())
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    assert {k: v["n"] for k, v in summary["splits"].items()} == {k: len(v) for k, v in splits.items()}
+    assert summary["all"]["n"] == len(synthetic_records())
+    assert summary["all"]["by_origin"] == {"seed": 24, "translation": 48, "authored": 6}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert any("eval_macro_f1" in e for e in metrics["log_history"])
     assert "test_issues_macro_f1" in metrics["test"]
@@ -112,7 +116,7 @@ def test_crash_leaves_no_run_and_resume_continues(tiny_config, monkeypatch):
     def crash(staging, run_dir):
         raise RuntimeError("simulated crash before the run was moved into place")
 
-    monkeypatch.setattr(run_module, "_publish_atomically", crash)
+    monkeypatch.setattr(run_module, "replace_dir", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(tiny_config)
     assert not tiny_config.run_dir.exists()

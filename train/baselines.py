@@ -33,26 +33,24 @@ class _LogRegHeads:
         self.schema, self.c, self.seed = schema, c, seed
 
     def fit(self, x, labels: np.ndarray) -> None:
-        k = len(self.schema.issues)
+        issues, stance = self.schema.split(labels)
         self.issue_models = []
-        for j in range(k):
-            y = labels[:, j]
+        for y in issues.T:
             if y.min() == y.max():  # a label absent (or always present) in train: constant score
                 self.issue_models.append(float(y[0]))
                 continue
             m = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000, random_state=self.seed)
             self.issue_models.append(m.fit(x, y))
         self.stance_model = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000,
-                                               random_state=self.seed).fit(x, labels[:, k:].argmax(1))
+                                               random_state=self.seed).fit(x, stance.argmax(1))
 
     def predict(self, x) -> np.ndarray:
         n = x.shape[0]
-        k = len(self.schema.issues)
         out = np.zeros((n, self.schema.num_labels))
+        issues, stance = out[:, self.schema.issue_slice], out[:, self.schema.stance_slice]  # views into out
         for j, m in enumerate(self.issue_models):
-            out[:, j] = m if isinstance(m, float) else m.predict_proba(x)[:, 1]
-        proba = self.stance_model.predict_proba(x)
-        out[:, k + self.stance_model.classes_] = proba
+            issues[:, j] = m if isinstance(m, float) else m.predict_proba(x)[:, 1]
+        stance[:, self.stance_model.classes_] = self.stance_model.predict_proba(x)
         return out
 
 
@@ -63,10 +61,10 @@ class MajorityBaseline:
         self.schema = schema
 
     def fit(self, texts: Sequence[str], labels: np.ndarray) -> MajorityBaseline:
-        k = len(self.schema.issues)
+        issues, stance = self.schema.split(labels)
         self.scores = np.zeros(self.schema.num_labels)
-        self.scores[:k] = labels[:, :k].mean(0)
-        self.scores[k + int(labels[:, k:].sum(0).argmax())] = 1.0
+        self.scores[self.schema.issue_slice] = issues.mean(0)
+        self.scores[self.schema.stance_slice][int(stance.sum(0).argmax())] = 1.0  # a view: writes into scores
         return self
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:

@@ -45,7 +45,7 @@ class DataConfig:
     )
     max_length: int = field(default=256, metadata={"help": "Token limit per training example."})
     cv_folds: int | None = field(
-        default=None, metadata={"help": "Grouped K-fold: the test split is fold cv_fold of K (set by --cv)."}
+        default=None, metadata={"help": "Grouped K-fold: the test split is fold cv_fold of K (set by python -m train.crossval)."}
     )
     cv_fold: int = field(default=0, metadata={"help": "Which fold is the test split when cv_folds is set."})
 
@@ -218,7 +218,7 @@ class EvalConfig:
 class HubConfig:
     push: bool = field(default=False, metadata={"help": "Publish the run to the Hugging Face Hub at the end."})
     repo_id: str | None = field(default=None, metadata={"help": "ORG/NAME of the Hub repository."})
-    private: bool = field(default=True, metadata={"help": "Create the repository as private."})
+    private: bool = field(default=True, metadata={"help": "Create the repository as private (false: public)."})
 
     def __post_init__(self) -> None:
         if self.push and not self.repo_id:

@@ -1,21 +1,29 @@
 """Grouped K-fold cross-validation: K trainings of one config, figures reported as mean ± std.
 
+    python -m train.crossval --config configs/default.yaml [--set key=value ...] --folds 5 --out runs/default-cv5
+
 The data is small, so one test split is noisy. Fold i trains `cfg` with the test split set to
 fold i of a grouped, stratified K-fold (groups never straddle folds) and writes its own report;
-`cv_report.json` / `cv_report.md` aggregate the headline figures of every system.
+`cv_report.json` / `cv_report.md` aggregate the headline figures of every system. This module sits
+above `train.run` (it calls `run.main` once per fold); `train.evaluate` depends on neither.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from train.config import Config
+from infer.atomic import atomic_file
+from train.config import Config, ConfigError, load_config
+from train.data import DataError
+from train.run import main as train_main
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +65,8 @@ def render(summary: dict[str, Any], k: int) -> str:
 
 def cross_validate(cfg: Config, k: int, out_dir: str | Path) -> dict[str, Any]:
     """Train and evaluate `k` folds under `out_dir/cv/fold-i`, then write cv_report.json/.md to `out_dir`."""
-    from train.run import main
-
+    if k < 2:
+        raise ConfigError(f"--folds must be >= 2, got {k}")
     out_dir = Path(out_dir)
     reports = []
     for fold in range(k):
@@ -68,11 +76,33 @@ def cross_validate(cfg: Config, k: int, out_dir: str | Path) -> dict[str, Any]:
         fold_cfg.eval.enabled, fold_cfg.eval.split = True, "test"
         fold_cfg.hub.push = False
         logger.info("Cross-validation fold %d/%d", fold + 1, k)
-        run_dir = main(fold_cfg)
+        run_dir = train_main(fold_cfg)
         reports.append(json.loads((run_dir / "report.json").read_text(encoding="utf-8")))
     summary = {"k": k, "systems": aggregate(reports)}
-    tmp = out_dir / "cv_report.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    tmp.replace(out_dir / "cv_report.json")
-    (out_dir / "cv_report.md").write_text(render(summary["systems"], k), encoding="utf-8")
+    with atomic_file(out_dir / "cv_report.json") as fh:
+        json.dump(summary, fh, indent=2)
+    with atomic_file(out_dir / "cv_report.md") as fh:
+        fh.write(render(summary["systems"], k))
     return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.crossval", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/default.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set train.epochs=3 (repeatable)")
+    parser.add_argument("--folds", type=int, required=True, metavar="K", help="number of grouped folds (>= 2)")
+    parser.add_argument("--out", required=True, help="directory for cv/fold-i runs and cv_report.json/.md")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cross_validate(load_config(args.config, args.overrides), args.folds, args.out)
+    except (ConfigError, DataError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import logging
-import os
 import re
 import sys
 import warnings
@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from infer.atomic import atomic_file
 from infer.labels import LabelSchema
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,16 @@ def summarize(records: Iterable[dict[str, Any]], schema: LabelSchema) -> DataSum
     )
 
 
+def split_summary(splits, schema: LabelSchema) -> dict[str, Any]:
+    """Counts (per language, origin and label) of all records and of each split: a run's `data_summary.json`.
+
+    The model card reads it, so the card describes the data the run was trained on, not today's files.
+    """
+    records = [r for split in splits.values() for r in split]
+    return {"all": dataclasses.asdict(summarize(records, schema)),
+            "splits": {name: dataclasses.asdict(summarize(split, schema)) for name, split in splits.items()}}
+
+
 def format_summary(summary: DataSummary, schema: LabelSchema) -> str:
     """A plain-text table: one row per language, one column per label, totals last."""
     cols = list(schema.issues) + list(schema.stance)
@@ -294,21 +305,12 @@ def split_records(ds, schema: LabelSchema, *, val_size: float, test_size: float,
     return splits
 
 
-def encode_labels(issues: list[str], stance: str, schema: LabelSchema) -> list[float]:
-    """Multi-hot issues followed by one-hot stance, in head order."""
-    vec = [0.0] * schema.num_labels
-    for name in issues:
-        vec[schema.issues.index(name)] = 1.0
-    vec[len(schema.issues) + schema.stance.index(stance)] = 1.0
-    return vec
-
-
 def tokenize_splits(splits, tokenizer, schema: LabelSchema, max_length: int):
     """Add `input_ids`, `attention_mask`, `labels` (float vector) and `length` to every split."""
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
         enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
-        enc["labels"] = [encode_labels(i, s, schema) for i, s in zip(batch["issues"], batch["stance"])]
+        enc["labels"] = [schema.encode(i, s) for i, s in zip(batch["issues"], batch["stance"])]
         enc["length"] = [len(ids) for ids in enc["input_ids"]]
         return enc
 
@@ -350,9 +352,8 @@ def sync_translations(files: Iterable[str | Path]) -> int:
                 r["issues"], r["stance"] = list(seed["issues"]), seed["stance"]
                 changed, dirty = changed + 1, True
         if dirty:
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
-            os.replace(tmp, path)
+            with atomic_file(path) as fh:
+                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
     return changed
 
 

@@ -3,9 +3,9 @@
     python -m train.evaluate --model runs/default                 # test split of the run
     python -m train.evaluate --model runs/default --split validation
     python -m train.evaluate --model runs/default --data new.jsonl  # every record of other labeled files
-    python -m train.evaluate --model runs/default --cv 5            # grouped 5-fold CV (5 trainings)
 
 Writes report.json, report.md and PNG plots (see `train.report`) into the run directory or `--out`.
+Cross-validation (K trainings) is `python -m train.crossval`: this module depends on nothing that trains.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from infer.classifier import Classifier
 from infer.labels import LabelSchema
 from train.baselines import build_baselines
 from train.config import Config, ConfigError, load_config
-from train.data import DataError, encode_labels, load_records
+from train.data import DataError, load_records
 from train.report import score_system, worst_errors, write_report
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ SPLITS = ("train", "validation", "test")
 
 
 def _labels(records: Sequence[dict], schema: LabelSchema) -> np.ndarray:
-    return np.array([encode_labels(r["issues"], r["stance"], schema) for r in records], dtype=np.float64)
+    return np.array([schema.encode(r["issues"], r["stance"]) for r in records], dtype=np.float64)
 
 
 def section_name(path: str | Path) -> str:
@@ -147,20 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--baselines", nargs="*", help="subset of majority tfidf_logreg embeddings_logreg")
     parser.add_argument("--out", help="output directory (default: the run directory)")
-    parser.add_argument("--cv", type=int, metavar="K", help="grouped K-fold cross-validation with the run's config")
+    parser.add_argument("--cv", type=int, metavar="K", help=argparse.SUPPRESS)  # moved to train.crossval
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cv:
+        parser.error(f"cross-validation trains K models and has its own command: python -m train.crossval "
+                     f"--config {Path(args.model) / 'train_config.yaml'} --folds {args.cv} --out DIR")
     try:
-        if args.cv:
-            from train.crossval import cross_validate
-
-            cross_validate(load_config(Path(args.model) / "train_config.yaml"), args.cv, args.out or args.model)
-        else:
-            extra = args.extra_data
-            if extra is None:
-                extra = load_config(Path(args.model) / "train_config.yaml").eval.extra_data
-            evaluate_run(args.model, args.split, args.data, args.baselines, args.out, extra_data=extra)
+        extra = args.extra_data
+        if extra is None:
+            extra = load_config(Path(args.model) / "train_config.yaml").eval.extra_data
+        evaluate_run(args.model, args.split, args.data, args.baselines, args.out, extra_data=extra)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
         logger.error("%s", exc)
         return 2

@@ -23,6 +23,8 @@ import evaluate
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from infer.labels import LabelSchema
+
 _DESCRIPTION = "Multi-label issue F1 (per label, micro, macro, subset accuracy) and single-label stance metrics."
 _KWARGS = """
 Args:
@@ -95,9 +97,11 @@ class IssueStanceMetric(evaluate.Metric):
                 f"expected predictions and references of shape (n, {k + len(stance_names)}), "
                 f"got {scores.shape} and {gold.shape}"
             )
-        th = np.full(k, 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-        issues = issue_metrics(gold[:, :k].astype(int), (scores[:, :k] >= th).astype(int), issue_names)
-        stance = stance_metrics(gold[:, k:].argmax(1), scores[:, k:].argmax(1), stance_names)
+        schema = LabelSchema(tuple(issue_names), tuple(stance_names))
+        pred_issues, pred_stance = schema.decide(scores, np.full(k, 0.5) if thresholds is None else thresholds)
+        gold_issues, gold_stance = schema.decide(gold, np.full(k, 0.5))
+        issues = issue_metrics(gold_issues.astype(int), pred_issues.astype(int), issue_names)
+        stance = stance_metrics(gold_stance, pred_stance, stance_names)
         return {
             "issues": issues,
             "stance": stance,

@@ -150,7 +150,7 @@ class IssueStanceLoss(nn.Module):
     """BCE on the issue logits + cross-entropy on the stance logits, weighted.
 
     Used as the Trainer's `compute_loss_func(outputs, labels, num_items_in_batch)`; `labels` is the
-    (batch, num_labels) float matrix from `train.data.encode_labels`.
+    (batch, num_labels) float matrix from `LabelSchema.encode`.
     """
 
     def __init__(self, schema: LabelSchema, cfg: LossConfig, train_labels: np.ndarray | None = None):

@@ -1,20 +1,21 @@
 """The model card of a run, rendered with huggingface_hub's `ModelCard` / `ModelCardData` / `EvalResult`.
 
-Every figure in the card comes from the run's own `report.json` and its data files; nothing is typed in.
+Every figure in the card comes from the run's own `report.json` and `data_summary.json`; nothing is typed in.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from infer.labels import LabelSchema
-from train.config import load_config
-from train.data import summarize, validate_files
+from train.backbone import BUNDLED, PREFIX
+from train.config import Config, load_config
+from train.data import DataSummary, summarize, validate_files
 
-# Where a bundled backbone came from, for `base_model`.
-BASE_MODELS = {"bundled:multilingual-e5-small": "intfloat/multilingual-e5-small"}
+logger = logging.getLogger(__name__)
 
 TEMPLATE = """---
 {{ card_data }}
@@ -133,6 +134,24 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
+def base_model(backbone: str) -> str:
+    """The Hub id a backbone stands for: a bundled one's original model, else the backbone itself."""
+    if backbone.startswith(PREFIX) and backbone[len(PREFIX):] in BUNDLED:
+        return BUNDLED[backbone[len(PREFIX):]].hub_id
+    return backbone
+
+
+def trained_data_summary(run_dir: Path, cfg: Config, schema: LabelSchema) -> DataSummary:
+    """The counts of the data the run was trained on (`data_summary.json`); for runs made before that
+    file existed, recounted from today's data files, with a warning that they may differ."""
+    path = run_dir / "data_summary.json"
+    if path.is_file():
+        return DataSummary(**json.loads(path.read_text(encoding="utf-8"))["all"])
+    logger.warning("%s has no data_summary.json (a run made before it was saved): counting today's data files "
+                   "instead, which may differ from what the run was trained on", run_dir)
+    return summarize(validate_files(cfg.data_files(), schema), schema)
+
+
 def build_card(run_dir: str | Path, repo_id: str | None = None):
     """Build a `huggingface_hub.ModelCard` for the run in `run_dir`.
 
@@ -149,9 +168,9 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
     schema = LabelSchema.from_dict(config["label_schema"])
     report: dict[str, Any] = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
     splits = json.loads((run_dir / "splits.json").read_text(encoding="utf-8"))
-    summary = summarize(validate_files(cfg.data_files(), schema), schema)
+    summary = trained_data_summary(run_dir, cfg, schema)
     model = report["systems"]["model"]
-    base_model = BASE_MODELS.get(cfg.model.backbone, cfg.model.backbone)
+    base = base_model(cfg.model.backbone)
     name = repo_id.split("/")[-1] if repo_id else "security-talks-classifier"
     dataset = {"dataset_type": "security-talks-paragraphs", "dataset_name": "Security-guarantee talks paragraphs",
                "dataset_split": report["split"], "task_type": "text-classification"}
@@ -183,7 +202,7 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         library_name="transformers",
         pipeline_tag="text-classification",
         tags=["text-classification", "multi-label", "stance-detection", "news", "multilingual", "security-guarantees"],
-        base_model=base_model if "/" in base_model else None,
+        base_model=base if "/" in base else None,
         metrics=["f1", "accuracy"],
         eval_results=eval_results,
     )
@@ -192,7 +211,7 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         card_data,
         template_str=TEMPLATE,
         model_name=name,
-        base_model=base_model,
+        base_model=base,
         issue_names=", ".join(f"`{n}`" for n in schema.issues),
         stance_names=", ".join(f"`{n}`" for n in schema.stance),
         stance_target=schema.stance_target or "the stance target",

@@ -1,12 +1,14 @@
 """Publish a run to the Hugging Face Hub with its model card.
 
-    python -m train.publish --run runs/default --repo-id ORG/NAME [--private] [--revision BRANCH] [--dtype fp16]
+    python -m train.publish --run runs/default --repo-id ORG/NAME [--public] [--revision BRANCH] [--dtype fp16]
     python -m train.publish --run runs/default --repo-id ORG/NAME --dry-run --out DIR   # the folder, no upload
     python -m train.publish --run runs/default --card model_card.md                      # regenerate the card only
 
 The folder holds the checkpoint in safetensors only (no pickles), the tokenizer, config.json with labels
 and thresholds, the evaluation report and plots, and the model card as README.md; never the training
-data. The token comes from `HF_TOKEN` or the standard `huggingface-cli login`, and is never logged.
+data. A new repository is private unless `--public` (`publish(private=...)`, `hub.private` in the config:
+private by default everywhere). The token comes from `huggingface_hub.get_token()` (`HF_TOKEN` or the
+standard `huggingface-cli login`), and is never logged.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from infer.atomic import atomic_dir
 from train.model_card import build_card
 
 logger = logging.getLogger(__name__)
@@ -41,22 +43,15 @@ def build_folder(run_dir: str | Path, out_dir: str | Path, repo_id: str | None =
         if not (run_dir / needed).is_file():
             raise PublishError(f"{run_dir} has no {needed}: publish a finished run of `python -m train` "
                                "(report.json is written when eval.enabled is true)")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise PublishError(f"--out {out_dir} exists and is not empty")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise PublishError(f"--out {out_dir} exists and is not an empty directory")
+    with atomic_dir(out_dir) as tmp:
         for name in PUBLISHED:
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, tmp / name)
         if dtype:
             _cast_weights(tmp / "model.safetensors", dtype)
         build_card(run_dir, repo_id).save(tmp / "README.md")
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.rename(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
@@ -74,7 +69,7 @@ def _cast_weights(path: Path, dtype: str) -> None:
 def _token() -> str:
     from huggingface_hub import get_token
 
-    token = os.environ.get("HF_TOKEN") or get_token()
+    token = get_token()  # HF_TOKEN, else the token saved by `huggingface-cli login`
     if not token:
         raise PublishError("No Hugging Face token: set HF_TOKEN or run `huggingface-cli login`. Nothing was uploaded.")
     return token
@@ -112,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.publish", description=__doc__.splitlines()[0])
     p.add_argument("--run", required=True, help="run directory made by `python -m train`")
     p.add_argument("--repo-id", help="ORG/NAME on the Hub")
-    p.add_argument("--private", action="store_true", help="create the repository as private")
+    vis = p.add_mutually_exclusive_group()
+    vis.add_argument("--public", action="store_true", help="create the repository as public (default: private)")
+    vis.add_argument("--private", action="store_true", help="create the repository as private (the default)")
     p.add_argument("--revision", help="branch to upload to (created if missing)")
     p.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), help="cast the weights before upload")
     p.add_argument("--dry-run", action="store_true", help="write the folder to --out and upload nothing")
@@ -133,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not args.repo_id:
                 p.error("--repo-id is required to publish")
-            logger.info("Commit: %s", publish(args.run, args.repo_id, private=args.private, revision=args.revision,
+            logger.info("Commit: %s", publish(args.run, args.repo_id, private=not args.public, revision=args.revision,
                                               dtype=args.dtype))
     except (PublishError, FileNotFoundError, ValueError) as exc:
         logger.error("%s", exc)

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from infer.atomic import atomic_file
 from infer.labels import LabelSchema
 from train.metrics import IssueStanceMetric
 
@@ -54,13 +52,12 @@ def worst_errors(records: Sequence[dict], scores: np.ndarray, gold: np.ndarray, 
     One example per `group` (the worst of a paragraph's translations), so one paragraph's eight
     languages do not fill the list.
     """
-    k = len(schema.issues)
-    pred_issues = scores[:, :k] >= np.asarray(thresholds)
-    pred_stance = scores[:, k:].argmax(1)
-    gold_stance = gold[:, k:].argmax(1)
-    wrong_issue = pred_issues != gold[:, :k].astype(bool)
-    cost = (np.abs(scores[:, :k] - gold[:, :k]) * wrong_issue).sum(1)
-    cost += np.where(pred_stance != gold_stance, 1.0 - scores[np.arange(len(scores)), k + gold_stance], 0.0)
+    pred_issues, pred_stance = schema.decide(scores, thresholds)
+    gold_issues, gold_stance = schema.decide(gold, [0.5] * len(schema.issues))
+    issue_scores, stance_scores = schema.split(scores)
+    wrong_issue = pred_issues != gold_issues
+    cost = (np.abs(issue_scores - gold_issues) * wrong_issue).sum(1)
+    cost += np.where(pred_stance != gold_stance, 1.0 - stance_scores[np.arange(len(scores)), gold_stance], 0.0)
     out, seen = [], set()
     for i in np.argsort(-cost, kind="stable"):
         group = records[i].get("group", records[i]["id"])
@@ -159,8 +156,7 @@ def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path, pref
     ax.set_title("Stance confusion matrix")
     fig.tight_layout()
     paths.append(out_dir / f"{prefix}stance_confusion.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    _save_png(fig, paths[-1])
 
     for fname, keys, getter, title in (
         ("issue_f1_by_system.png", list(schema.issues),
@@ -178,25 +174,28 @@ def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path, pref
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(out_dir / f"{prefix}{fname}")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        _save_png(fig, paths[-1])
     return paths
 
 
+def _save_png(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+
+
 def write_report(report: dict[str, Any], schema: LabelSchema, out_dir: str | Path) -> Path:
-    """Write report.json, report.md and the plots into a temp dir, then move each into `out_dir`."""
+    """Write report.json, report.md and the plots into `out_dir`, each file atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
-    try:
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-        (tmp / "report.md").write_text(render_markdown(report, schema), encoding="utf-8")
-        write_plots(report, schema, tmp)
-        for name, section in report.get("extra", {}).items():
-            write_plots(section, schema, tmp, prefix=f"{name}_")
-        for path in tmp.iterdir():
-            os.replace(path, out_dir / path.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_file(out_dir / "report.json") as fh:
+        json.dump(report, fh, indent=2, ensure_ascii=False)
+    with atomic_file(out_dir / "report.md") as fh:
+        fh.write(render_markdown(report, schema))
+    write_plots(report, schema, out_dir)
+    for name, section in report.get("extra", {}).items():
+        write_plots(section, schema, out_dir, prefix=f"{name}_")
     logger.info("Report written to %s", out_dir / "report.md")
     return out_dir / "report.json"

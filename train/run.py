@@ -8,6 +8,7 @@ Run directory layout:
     config.json, model.safetensors, tokenizer files   the checkpoint (labels + thresholds in config.json)
     train_config.yaml   the resolved config
     splits.json         record ids per split
+    data_summary.json   record counts per split, language, origin and label (read by the model card)
     metrics.json        the Trainer's log history and final validation/test figures
 """
 
@@ -16,16 +17,16 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from infer.atomic import replace_dir
 from infer.labels import LabelSchema
 from train.config import Config
-from train.data import load_records, split_records, tokenize_splits
+from train.data import load_records, split_records, split_summary, tokenize_splits
 from train.embeddings import ALIGNMENT_COLUMN, add_alignment_targets
 from train.evaluate import evaluate_run
 from train.layer_cache import cached_training_inputs, unwrap
@@ -50,15 +51,6 @@ def _last_checkpoint(work_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     return get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
-
-
-def _publish_atomically(staging: Path, run_dir: Path) -> None:
-    """Replace `run_dir` by `staging` with renames only; an old run is removed after the swap."""
-    old = run_dir.with_name(f"{run_dir.name}.old-{os.getpid()}")
-    if run_dir.exists():
-        os.rename(run_dir, old)
-    os.rename(staging, run_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def main(cfg: Config, resume: bool = False) -> Path:
@@ -139,6 +131,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
     (staging / "splits.json").write_text(
         json.dumps({name: list(split["id"]) for name, split in splits.items()}, indent=0), encoding="utf-8"
     )
+    (staging / "data_summary.json").write_text(json.dumps(split_summary(splits, schema), indent=1), encoding="utf-8")
     history = {
         "log_history": trainer.state.log_history,
         "best_checkpoint": trainer.state.best_model_checkpoint,
@@ -152,7 +145,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
     gc.collect()
     if cfg.eval.enabled:
         evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines, extra_data=cfg.eval.extra_data)
-    _publish_atomically(staging, run_dir)
+    replace_dir(staging, run_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     if cfg.hub.push:
         from train.publish import publish

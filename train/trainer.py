@@ -52,7 +52,7 @@ def training_arguments(cfg: Config, output_dir: str | Path, cached_states: bool 
         gradient_accumulation_steps=t.gradient_accumulation_steps,
         learning_rate=t.learning_rate,
         weight_decay=t.weight_decay,
-        warmup_steps=t.warmup_ratio,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a float below 1 is a fraction of the total steps
         lr_scheduler_type=t.scheduler,
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
