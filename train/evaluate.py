@@ -156,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"--config {Path(args.model) / 'train_config.yaml'} --folds {args.cv} --out DIR")
     try:
         extra = args.extra_data
-        if extra is None:
-            extra = load_config(Path(args.model) / "train_config.yaml").eval.extra_data
+        run_config = Path(args.model) / "train_config.yaml"
+        if extra is None:  # the run's own eval.extra_data (a non-run directory fails below, with its message)
+            extra = load_config(run_config).eval.extra_data if run_config.is_file() else []
         evaluate_run(args.model, args.split, args.data, args.baselines, args.out, extra_data=extra)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
         logger.error("%s", exc)
