@@ -12,6 +12,9 @@ Every run scores its own test split and each `eval.extra_data` file (the real-ne
 default config); the `embeddings_logreg` baseline (logistic regression on the frozen backbone's
 mean-pooled features, fitted on the same train split) is scored in the runs of the first recipe.
 
+A finished run leaves `<out>/<recipe>-s<seed>.json` with its figures; running the sweep again with
+the same `--out` reuses those runs (so recipes can be added to a sweep, or a stopped sweep resumed).
+
 Prints a Markdown table: own-test and each extra section's issue/stance macro-F1, per-class stance
 F1 of the first extra section, wall time and peak RSS; writes it with every run's figures to
 `<out>/sweep.json` and `<out>/sweep.md`.
@@ -140,6 +143,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows = []
         for seed in args.seeds:
             run_dir = out / f"{name}-s{seed}"
+            done = out / f"{name}-s{seed}.json"  # a finished run's figures: a re-run of the sweep reuses them
+            if done.is_file():
+                saved = json.loads(done.read_text(encoding="utf-8"))
+                rows.append(saved["model"])
+                if i == 0:
+                    baseline_rows.append(saved["baseline"])
+                logger.info("%s seed %d: reusing %s", name, seed, done)
+                continue
             baselines = f"[{BASELINE}]" if i == 0 else "[]"
             sets = [*args.overrides, *overrides, f"seed={seed}", f"output_dir={run_dir}", "name=" + name,
                     "eval.enabled=true", f"eval.baselines={baselines}", "hub.push=false"]
@@ -154,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows.append(row)
             if i == 0:
                 baseline_rows.append(figures(report, BASELINE))
+            done.write_text(json.dumps({"overrides": sets, "model": row,
+                                        "baseline": figures(report, BASELINE)}, indent=2), encoding="utf-8")
             logger.info("%s seed %d: %s", name, seed, {k: round(v, 3) for k, v in row.items() if k.count(".") <= 1})
             if not args.keep_runs:
                 for f in run_dir.glob("*.safetensors"):

@@ -51,3 +51,8 @@ def test_sweep_runs_recipes_over_seeds(tmp_path, data_file, tiny_backbone, capsy
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["seeds"] == [1, 2]
     assert (tmp_path / "sweep" / "sweep.md").read_text().startswith("`python benchmarks/sweep.py")
+    # a second sweep over the same directory reuses the finished runs and adds only the new recipe
+    (tmp_path / "sweep" / "all-s1").rename(tmp_path / "moved")  # a reused run is never opened again
+    again = sweep_main(["--config", str(config), "--seeds", "1", "2", "--out", str(tmp_path / "sweep"),
+                        "--recipe", "all=", "--in-process"])
+    assert again["all"]["runs"] == results["all"]["runs"]
