@@ -162,16 +162,14 @@ class Classifier:
     def _logits(self, windows: list[list[int]], batch_size: int) -> np.ndarray:
         order = np.argsort([-len(w) for w in windows], kind="stable")  # longest first, little padding
         out = np.empty((len(windows), self.schema.num_labels), dtype=np.float32)
-        pad = self.tokenizer.pad_token_id
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            width = max(len(windows[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, :len(windows[i])] = torch.tensor(windows[i])
-                mask[row, :len(windows[i])] = 1
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            with self._tokenizer_lock:
+                # right padding: absolute position ids must start at the first real token
+                batch = self.tokenizer.pad({"input_ids": [windows[i] for i in idx]}, padding_side="right",
+                                           return_attention_mask=True, return_tensors="pt")
+            logits = self.model(input_ids=batch["input_ids"].to(self.device),
+                                attention_mask=batch["attention_mask"].to(self.device)).logits
             out[idx] = logits.float().cpu().numpy()  # (batch, num_labels)
         return out
 

@@ -24,7 +24,8 @@ def test_loss_combines_bce_and_weighted_ce(schema):
     loss = IssueStanceLoss(schema, cfg, labels)
     # pos_weight = negatives / max(positives, 1), clipped to [1, 10]: 1/3 -> 1, 3/1, then 4/0 -> 4
     assert loss.pos_weight.tolist() == pytest.approx([1.0, 3.0, 4.0, 4.0, 4.0])
-    # balanced stance weights: n / (classes * count): favor 3, neutral 1, against 0 -> count clipped to 1
+    # balanced stance weights (sklearn's compute_class_weight): n / (classes * count): favor 3, neutral 1,
+    # against 0 -> counted as 1
     assert loss.class_weight.tolist() == pytest.approx([4 / 9, 4 / 3, 4 / 3])
     logits = torch.zeros(2, 8, requires_grad=True)
     y = torch.tensor(labels[[0, 3]], dtype=torch.float)
@@ -71,6 +72,28 @@ def test_main_trains_and_writes_a_complete_run(tiny_config):
     assert any("eval_macro_f1" in e for e in metrics["log_history"])
     assert "test_issues_macro_f1" in metrics["test"]
     assert load_config(run_dir / "train_config.yaml") == tiny_config
+
+
+def test_thresholds_are_tuned_on_the_validation_split(tiny_config, schema, monkeypatch):
+    from train.thresholds import tune_thresholds
+
+    seen = {}
+
+    def spy(probs, labels, **kw):
+        seen["probs"], seen["labels"] = probs, labels
+        seen["out"] = np.array([0.31, 0.42, 0.53, 0.64, 0.75])  # distinctive, to find them in config.json
+        tune_thresholds(probs, labels, **kw)
+        return seen["out"]
+
+    monkeypatch.setattr(run_module, "tune_thresholds", spy)
+    run_dir = main(tiny_config)
+    val_ids = json.loads((run_dir / "splits.json").read_text())["validation"]
+    by_id = {r["id"]: r for r in synthetic_records()}
+    expected = np.array([schema.encode(by_id[i]["issues"], by_id[i]["stance"]) for i in val_ids])[:, :5]
+    assert np.array_equal(seen["labels"], expected)
+    assert seen["probs"].shape == (len(val_ids), 5) and ((seen["probs"] > 0) & (seen["probs"] < 1)).all()
+    saved = json.loads((run_dir / "config.json").read_text())["issue_thresholds"]
+    assert list(saved.values()) == pytest.approx(seen["out"].tolist())
 
 
 def test_checkpoint_loads_in_a_plain_pipeline(tiny_config):
