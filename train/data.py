@@ -26,6 +26,8 @@ import numpy as np
 
 from infer.atomic import atomic_file
 from infer.labels import LabelSchema
+from infer.stream import decoded_lines
+from infer.termination import exit_on_sigterm
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,11 @@ def validate_record(obj: Any, schema: LabelSchema, where: str) -> dict[str, Any]
         raise DataError(f"{where}: 'id' must be a non-empty string, got {obj['id']!r}")
     if not isinstance(obj["text"], str) or not obj["text"].strip():
         raise DataError(f"{where}: empty text (id {obj['id']})")
+    try:
+        obj["text"].encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate escape such as "\ud800"
+        raise DataError(f"{where}: 'text' is not valid Unicode ({exc.reason}: {obj['text'][exc.start]!r} at "
+                        f"character {exc.start}); fix that escape (id {obj['id']})") from None
     if obj["lang"] not in ISO_639_1:
         raise DataError(f"{where}: bad language code {obj['lang']!r}: expected ISO 639-1 (e.g. 'en', 'ru')")
     issues = obj["issues"]
@@ -113,8 +120,8 @@ def validate_files(files: Iterable[str | Path], schema: LabelSchema) -> list[dic
         if not path.is_file():
             raise DataError(f"{path}: data file not found")
         n_before = len(records)
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
+        with path.open("rb") as fh:
+            for lineno, line in enumerate(decoded_lines(fh, str(path), DataError), 1):
                 where = f"{path}:{lineno}"
                 if not line.strip():
                     continue
@@ -353,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("files", nargs="*", help="JSON Lines files (default: data/labels/*.jsonl)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()  # like Ctrl-C: a file being rewritten keeps its old content
     files = args.files or sorted(Path("data/labels").glob("*.jsonl"))
     if args.command == "sync-translations":
         logger.info("%d translation record(s) relabeled from their seed", sync_translations(files))

@@ -21,6 +21,7 @@ import numpy as np
 
 from infer.classifier import Classifier
 from infer.labels import LabelSchema
+from infer.termination import exit_on_sigterm
 from train.baselines import build_baselines
 from train.config import Config, ConfigError, load_config
 from train.data import DataError, load_records
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
     if args.cv:
         parser.error(f"cross-validation trains K models and has its own command: python -m train.crossval "
                      f"--config {Path(args.model) / 'train_config.yaml'} --folds {args.cv} --out DIR")
