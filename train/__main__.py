@@ -32,7 +32,9 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, overrides)
         main(cfg, resume=args.resume)
-    except (ConfigError, DataError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, OSError, ImportError, ValueError) as exc:
+        if args.log_level.upper() == "DEBUG":
+            raise
         logging.getLogger("train").error("%s", exc)
         return 2
     return 0

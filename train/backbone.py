@@ -381,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = export(args.name, args.out, overwrite=args.force, cache_dir=args.cache_dir)
     except (ValueError, ImportError, OSError) as exc:
+        if args.log_level.upper() == "DEBUG":
+            raise
         logger.error("%s", exc)
         return 1
     logger.info("Wrote %s", out)

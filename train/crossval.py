@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
     try:
         cross_validate(load_config(args.config, args.overrides), args.folds, args.out)
-    except (ConfigError, DataError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, OSError, ValueError) as exc:
+        if args.log_level.upper() == "DEBUG":
+            raise
         logger.error("%s", exc)
         return 2
     return 0

@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"--config {Path(args.model) / 'train_config.yaml'} --folds {args.cv} --out DIR")
     try:
         evaluate_run(args.model, args.split, args.data, args.baselines, args.out)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, DataError, OSError, ValueError) as exc:
+        if args.log_level.upper() == "DEBUG":
+            raise
         logger.error("%s", exc)
         return 2
     return 0
