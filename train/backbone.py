@@ -304,10 +304,10 @@ def export(name: str, out_dir: str | os.PathLike, *, overwrite: bool = False,
 
     `out_dir` must not exist, or be empty, unless `overwrite`.
     """
-    src = materialize(name, cache_dir)
     out = Path(out_dir).expanduser().absolute()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty (use overwrite=True / --force)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:  # checked before any build
+        raise FileExistsError(f"{out} exists and is not an empty directory (use overwrite=True / --force)")
+    src = materialize(name, cache_dir)
     with atomic_dir(out) as staging:
         for f in sorted(src.iterdir()):
             if f.is_file() and not f.name.startswith("."):
