@@ -214,7 +214,7 @@ print("IMPORTED", bad)
 """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "IMPORTED []" in proc.stdout, proc.stdout
     assert (tmp_path / "out.jsonl").is_file() and (tmp_path / "rep" / "summary.json").is_file()

@@ -137,13 +137,13 @@ def test_sigterm_leaves_no_partial_output(tiny_checkpoint, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "infer", "--model", str(tiny_checkpoint), str(src), "-o",
                              str(out_dir / "out.jsonl"), "--no-progress", "--route", "fp32"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
+    deadline = time.time() + 600  # generous: the machine may be busy
     while not list(out_dir.glob(".out.jsonl.*")):  # the temporary appears once tagging starts
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert time.time() < deadline, "no temporary output file appeared"
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode != 0
     assert list(out_dir.iterdir()) == [], err[-2000:]
     assert b"Traceback" not in err
