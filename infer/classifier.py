@@ -36,6 +36,8 @@ def check_texts(texts: Sequence[object]) -> list[str]:
     """Raise a TypeError/ValueError naming the index of the first unusable text."""
     out = []
     for i, text in enumerate(texts):
+        if isinstance(text, (bytes, bytearray)):
+            raise TypeError(f"texts[{i}] is bytes: decode it to str first, e.g. data.decode('utf-8')")
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
         if not text.strip():
@@ -60,6 +62,16 @@ def default_model_path() -> str:
         "`python -m train --config configs/default.yaml`, set the environment variable "
         f"{MODEL_ENV}, or pass model=<run directory or Hugging Face model id>."
     )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """`ORG/NAME` or `NAME` (what the Hub could resolve), not a path."""
+    return (not name.startswith((".", "/", "~")) and name.count("/") <= 1 and "\\" not in name
+            and bool(name.strip("/")))
+
+
+def _is_damaged_weights(exc: Exception) -> bool:
+    return type(exc).__name__ == "SafetensorError" or "deserializ" in str(exc) or "incomplete" in str(exc)
 
 
 class Classifier:
@@ -100,16 +112,33 @@ class Classifier:
         if route not in ROUTES:
             raise ValueError(f"unknown route {route!r}; expected one of {ROUTES}")
         path = str(model)
-        if Path(path).exists() and not (Path(path) / "config.json").is_file():
+        local = Path(path).expanduser().exists()
+        if local and not (Path(path).expanduser() / "config.json").is_file():
             raise FileNotFoundError(f"{path} has no config.json: not a checkpoint or finished run directory")
-        config = AutoConfig.from_pretrained(path)
+        if not local and not _looks_like_hub_id(path):
+            raise FileNotFoundError(f"model directory {path} does not exist")
+        try:
+            config = AutoConfig.from_pretrained(path)
+        except OSError as exc:
+            if local:
+                raise
+            raise FileNotFoundError(
+                f"model {path}: no such local directory, and it could not be fetched from the Hugging Face Hub "
+                f"as a model id (offline, or no such model): {str(exc).splitlines()[0]}") from exc
         schema = LabelSchema.from_model_config(config)
         thresholds = getattr(config, "issue_thresholds", None) or {}
         missing = [n for n in schema.issues if n not in thresholds]
         if missing:
             raise ValueError(f"{path}: config.json issue_thresholds lacks {missing}; was training finished?")
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        fp32 = AutoModelForSequenceClassification.from_pretrained(path, config=config).eval()
+        try:
+            fp32 = AutoModelForSequenceClassification.from_pretrained(path, config=config).eval()
+        except Exception as exc:  # safetensors raises its own SafetensorError (an Exception) on a cut file
+            if not local or not _is_damaged_weights(exc):
+                raise
+            weights = Path(path) / "model.safetensors"
+            raise ValueError(f"{weights} is damaged or incomplete ({exc}); re-save the checkpoint "
+                             "or download it again") from exc
         tokenizer = AutoTokenizer.from_pretrained(path)
         clf = cls(fp32, tokenizer, schema, [thresholds[n] for n in schema.issues], device, "fp32")
         if route == "auto":
@@ -162,16 +191,14 @@ class Classifier:
     def _logits(self, windows: list[list[int]], batch_size: int) -> np.ndarray:
         order = np.argsort([-len(w) for w in windows], kind="stable")  # longest first, little padding
         out = np.empty((len(windows), self.schema.num_labels), dtype=np.float32)
-        pad = self.tokenizer.pad_token_id
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            width = max(len(windows[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, :len(windows[i])] = torch.tensor(windows[i])
-                mask[row, :len(windows[i])] = 1
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            with self._tokenizer_lock:
+                # right padding: absolute position ids must start at the first real token
+                batch = self.tokenizer.pad({"input_ids": [windows[i] for i in idx]}, padding_side="right",
+                                           return_attention_mask=True, return_tensors="pt")
+            logits = self.model(input_ids=batch["input_ids"].to(self.device),
+                                attention_mask=batch["attention_mask"].to(self.device)).logits
             out[idx] = logits.float().cpu().numpy()  # (batch, num_labels)
         return out
 
@@ -222,6 +249,8 @@ class Classifier:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         single = isinstance(texts, str)
+        if isinstance(texts, (bytes, bytearray)):
+            raise TypeError("texts is bytes: decode it to str first, e.g. data.decode('utf-8')")
         if texts is None or not (single or isinstance(texts, Sequence)):
             raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
         items = check_texts([texts] if single else list(texts))

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from infer import load
-from infer.atomic import atomic_file
+from infer.atomic import atomic_file, check_output_path
 from infer.stream import detect_format, read_rows, tag_stream
+from infer.termination import exit_on_sigterm
 
 logger = logging.getLogger(__name__)
 
@@ -26,29 +27,53 @@ def _write_report(report_dir: Path, clf, summary) -> None:
         json.dump(summary.to_dict(clf.schema), fh, indent=2, ensure_ascii=False)
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Fail on unusable input/output paths before any model is loaded, naming the user's path."""
+    if args.input != "-":
+        src = Path(args.input)
+        if not src.exists():
+            raise FileNotFoundError(f"input file {src} does not exist")
+        if src.is_dir():
+            raise IsADirectoryError(f"input {src} is a directory; give a file (or - for standard input)")
+    if args.output != "-":
+        check_output_path(args.output)
+    if args.report:
+        report = Path(args.report)
+        if report.exists() and not report.is_dir():
+            raise NotADirectoryError(f"--report {report} exists and is not a directory")
+        if not report.exists() and not report.parent.is_dir():
+            raise FileNotFoundError(f"--report {report}: its directory {report.parent} does not exist")
+
+
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()  # like Ctrl-C: the atomic output's temporary file is removed
     try:
+        _check_paths(args)
         clf = load(args.model, device=args.device, route=args.route)
         fmt = detect_format(args.input, args.input_format)
         rows = read_rows(args.input, fmt, args.text_column)
+        tag = dict(text_column=args.text_column, document=args.document, out_format=args.out_format,
+                   num_shards=args.num_shards, shard_index=args.shard_index, batch_size=args.batch_size,
+                   progress=not args.no_progress)
         if args.output == "-":
-            summary = tag_stream(clf, rows, sys.stdout, text_column=args.text_column, document=args.document,
-                                 out_format=args.out_format, num_shards=args.num_shards, shard_index=args.shard_index,
-                                 batch_size=args.batch_size, progress=not args.no_progress)
+            summary = tag_stream(clf, rows, sys.stdout, **tag)
         else:
             with atomic_file(args.output) as fh:
-                summary = tag_stream(clf, rows, fh, text_column=args.text_column, document=args.document,
-                                     out_format=args.out_format, num_shards=args.num_shards,
-                                     shard_index=args.shard_index, batch_size=args.batch_size,
-                                     progress=not args.no_progress)
+                summary = tag_stream(clf, rows, fh, **tag)
+        if summary.rows == 0:
+            shard = f" for shard {args.shard_index} of {args.num_shards}" if args.num_shards > 1 else ""
+            logger.warning("%s: no rows to tag%s (empty input); the output is empty",
+                           "<stdin>" if args.input == "-" else args.input, shard)
         if args.report:
             _write_report(Path(args.report), clf, summary)
         if args.report and summary.n_gold:
             logger.warning("%d row(s) carry gold labels (issues, stance): to score the model on them, run "
                            "`python -m train.evaluate --model %s --data %s`", summary.n_gold,
                            args.model or "<model>", args.input)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
+        if args.log_level.upper() == "DEBUG":
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -17,6 +17,20 @@ _FLAGS = {
 }
 
 
+def features_from_cpuinfo(text: str) -> frozenset[str]:
+    """The AVX2 / AVX512 / VNNI / BF16 / AMX features named on the `flags` line of a /proc/cpuinfo text.
+
+    Example:
+        >>> sorted(features_from_cpuinfo("flags\t: fpu avx2 avx512_bf16 sse4_2"))
+        ['AVX2', 'AVX512-BF16']
+    """
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return frozenset(name for flag, name in _FLAGS.items() if flag in flags)
+    return frozenset()
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_features() -> frozenset[str]:
     """The subset of AVX2 / AVX512 / VNNI / BF16 / AMX features this CPU reports (empty if unknown)."""
@@ -24,11 +38,7 @@ def cpu_features() -> frozenset[str]:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.partition(":")[2].split())
-            return frozenset(name for flag, name in _FLAGS.items() if flag in flags)
-    return frozenset()
+    return features_from_cpuinfo(text)
 
 
 def cpu_has_native_bf16() -> bool:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import collections
 import csv
-import io
 import json
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, TextIO
 
-from infer.classifier import Classifier
+if TYPE_CHECKING:  # a type hint only: reading files needs no torch
+    from infer.classifier import Classifier
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +45,17 @@ def read_rows(path: str, fmt: str, text_column: str = "text") -> Iterator[tuple[
                 row_no += 1
                 yield f"{name}:row {row_no}", row
         return
-    handle: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")
+    handle: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")
+    lines = decoded_lines(handle, name)
     try:
         if fmt == "csv":
-            reader = csv.DictReader(handle)
+            reader = csv.DictReader(lines)
             if reader.fieldnames is None or text_column not in reader.fieldnames:
                 raise ValueError(f"{name}: no column {text_column!r}; columns: {reader.fieldnames} (use --text-column)")
             for row in reader:
                 yield f"{name}:{reader.line_num}", row
             return
-        for lineno, line in enumerate(handle, 1):
+        for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             if fmt == "jsonl":
@@ -68,8 +69,23 @@ def read_rows(path: str, fmt: str, text_column: str = "text") -> Iterator[tuple[
             else:
                 yield f"{name}:{lineno}", {text_column: line.rstrip("\r\n")}
     finally:
-        if handle is not sys.stdin:
+        if path != "-":
             handle.close()
+
+
+def decoded_lines(handle: BinaryIO, name: str, error: type[ValueError] = ValueError) -> Iterator[str]:
+    """UTF-8 lines (newlines kept) of a binary handle; a line that is not UTF-8 raises `error` naming
+    `name:line` and the byte offset, with a hint to convert the file."""
+    offset = 0
+    for lineno, raw in enumerate(handle, 1):
+        try:
+            yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(
+                f"{name}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte offset {offset + exc.start} "
+                "of the file); is it binary? Convert text to UTF-8 first, e.g. `iconv -f latin1 -t utf-8 FILE`"
+            ) from None
+        offset += len(raw)
 
 
 @dataclass
@@ -77,6 +93,7 @@ class Summary:
     """Counts of what was tagged, overall and by language (when rows carry `lang`)."""
 
     n: int = 0
+    rows: int = 0  # rows written (paragraphs or documents)
     n_gold: int = 0  # rows that carry gold `issues` and `stance` fields
     issues: collections.Counter = field(default_factory=collections.Counter)
     stance: collections.Counter = field(default_factory=collections.Counter)
@@ -133,11 +150,17 @@ def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out:
             text = row.get(text_column)
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"{where}: {text_column!r} is missing, not a string, or empty")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # e.g. a lone surrogate escape "\ud800" in JSON
+                raise ValueError(f"{where}: {text_column!r} is not valid Unicode ({exc.reason}: "
+                                 f"{text[exc.start]!r} at character {exc.start}); fix that escape in the file") from None
             texts.append(text)
         if document:
             preds = [clf.classify_document(t, batch_size=batch_size) for t in texts]
         else:
             preds = clf.classify(texts, batch_size=batch_size)
+        summary.rows += len(chunk)
         for (where, row), text, pred in zip(chunk, texts, preds):
             record = {k: v for k, v in row.items() if k != text_column}
             record.update({"text": text, **{k: v for k, v in pred.to_dict().items() if k != "text"}})

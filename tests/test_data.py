@@ -164,3 +164,19 @@ def test_sync_translations_copies_seed_labels_and_check_enforces_them(tmp_path, 
     write_jsonl(tr_file, synced)
     with pytest.raises(DataError, match=f"translation {synced[0]['id']}: .*differ from its seed"):
         check([seed_file, tr_file], schema)
+
+
+def test_binary_file_names_file_line_and_offset(tmp_path, capsys):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes((json.dumps(good()) + "\n").encode() + b"\x89PNG\r\n\x1a\n\x00\xff")
+    assert main(["check", str(path), "--schema", str(REPO / "data/labels/schema.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: not UTF-8 text (byte 0x89 at byte offset {len(json.dumps(good())) + 1}" in err
+    assert "Traceback" not in err
+
+
+def test_lone_surrogate_names_file_and_line(tmp_path, schema):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(good()) + "\n" + json.dumps({**good(), "id": "x2", "text": "bad \ud800 text"}) + "\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: 'text' is not valid Unicode")):
+        validate_files([path], schema)

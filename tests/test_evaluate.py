@@ -148,19 +148,67 @@ def test_external_files_cannot_be_training_data(tmp_path, schema):
         validate_files([tmp_path / "train.jsonl"], schema)
 
 
-def test_evaluate_depends_on_nothing_that_trains():
-    import subprocess
+def test_evaluate_depends_on_nothing_that_trains(monkeypatch):
+    """Import train.evaluate afresh (the other train modules forgotten first): nothing upstream comes with it."""
+    import importlib
     import sys
 
-    from synthetic_data import REPO
-
-    code = "import sys, train.evaluate; print(sorted(m for m in sys.modules if m in ('train.run', 'train.crossval', 'train.trainer')))"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "[]"
+    for name in [m for m in sys.modules if m == "train" or m.startswith("train.")]:
+        monkeypatch.delitem(sys.modules, name)  # restored after the test
+    importlib.import_module("train.evaluate")
+    assert not {"train.run", "train.crossval", "train.trainer"} & set(sys.modules)
 
 
 def test_cv_flag_points_to_the_crossval_command(capsys):
     with pytest.raises(SystemExit):
         evaluate_main(["--model", "runs/x", "--cv", "3"])
     assert "python -m train.crossval --config runs/x/train_config.yaml --folds 3" in capsys.readouterr().err
+
+
+def _fold_report(model_issue_macro, model_stance_macro, lang_macro):
+    block = {"issues": {"micro_f1": model_issue_macro, "macro_f1": model_issue_macro},
+             "stance": {"accuracy": model_stance_macro, "macro_f1": model_stance_macro}}
+    return {"systems": {"model": {**block, "by_lang": {"en": {"macro_f1": lang_macro}}}}}
+
+
+def test_crossval_aggregates_mean_and_std_of_the_folds():
+    from train.crossval import aggregate, render
+
+    reports = [_fold_report(0.8, 0.6, 0.5), _fold_report(0.6, 0.7, 0.7), _fold_report(0.7, 0.5, 0.6)]
+    reports[2]["systems"]["model"]["by_lang"]["de"] = {"macro_f1": 0.9}  # a language seen in one fold only
+    out = aggregate(reports)["model"]
+    assert out["issues.macro_f1"]["mean"] == pytest.approx(0.7)
+    assert out["issues.macro_f1"]["std"] == pytest.approx(np.sqrt(((0.1 ** 2) * 2) / 3))  # population std
+    assert out["stance.macro_f1"]["values"] == [0.6, 0.7, 0.5]
+    assert out["by_lang"]["en"] == {"mean": pytest.approx(0.6), "std": pytest.approx(np.std([0.5, 0.7, 0.6])),
+                                    "folds": 3}
+    assert out["by_lang"]["de"] == {"mean": 0.9, "std": 0.0, "folds": 1}
+    assert "| model | 0.700 ± 0.082 |" in render(aggregate(reports), 3)
+
+
+def test_report_numbers_on_a_hand_computed_case():
+    from train.report import score_system
+
+    schema = LabelSchema(issues=("a", "b"), stance=("x", "y", "z"))
+    gold = np.array([schema.encode(i, s) for i, s in
+                     [(["a"], "x"), (["a", "b"], "y"), ([], "z"), (["b"], "x")]])
+    scores = np.array([
+        [0.9, 0.1, 0.8, 0.1, 0.1],   # a right, b right; stance x right
+        [0.6, 0.2, 0.1, 0.7, 0.2],   # a right, b missed (0.2 < 0.3); stance y right
+        [0.7, 0.1, 0.6, 0.2, 0.2],   # a false positive; stance x, gold z: wrong
+        [0.1, 0.35, 0.2, 0.1, 0.7],  # b right (0.35 >= 0.3); stance z, gold x: wrong
+    ])
+    out = score_system(scores, gold, schema, [0.5, 0.3], ["en", "en", "de", "de"], ["seed"] * 4)
+    # issue a: tp 2, fp 1, fn 0 -> P 2/3, R 1, F1 0.8; issue b: tp 1, fp 0, fn 1 -> F1 2/3
+    assert out["issues"]["per_label"]["a"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8,
+                                                             "support": 2})
+    assert out["issues"]["per_label"]["b"]["f1"] == pytest.approx(2 / 3)
+    assert out["issues"]["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert out["issues"]["micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))  # tp 3, fp 1, fn 1
+    assert out["issues"]["subset_accuracy"] == pytest.approx(0.5)  # rows 1 and 4 get both issues right
+    assert out["stance"]["accuracy"] == pytest.approx(0.5)
+    assert out["stance"]["confusion_matrix"] == [[1, 0, 1], [0, 1, 0], [1, 0, 0]]
+    # stance F1: x P 1/2 R 1/2 -> 0.5; y 1; z 0 -> macro 0.5
+    assert out["stance"]["macro_f1"] == pytest.approx(0.5)
+    assert out["by_lang"]["en"]["stance"]["accuracy"] == 1.0 and out["by_lang"]["de"]["stance"]["accuracy"] == 0.0
+    assert out["by_lang"]["en"]["n"] == 2

@@ -214,7 +214,107 @@ print("IMPORTED", bad)
 """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "IMPORTED []" in proc.stdout, proc.stdout
     assert (tmp_path / "out.jsonl").is_file() and (tmp_path / "rep" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("flags, routes", [
+    ("fpu avx2", ["fp32"]),
+    ("avx2 avx512f avx512_vnni", ["int8", "fp32"]),
+    ("avx2 avx_vnni", ["int8", "fp32"]),
+    ("avx2 avx512f avx512_vnni avx512_bf16", ["bf16", "int8", "fp32"]),
+    ("amx_bf16 amx_int8", ["bf16", "int8", "fp32"]),
+])
+def test_available_routes_from_cpu_flags(monkeypatch, flags, routes):
+    import torch
+
+    from infer import hardware
+    from infer.routes import available_routes
+
+    monkeypatch.setattr(hardware, "cpu_features", lambda: hardware.features_from_cpuinfo(f"flags\t\t: {flags}\n"))
+    assert available_routes(torch.device("cpu")) == routes
+
+
+def test_windows_overlap_by_the_stride(clf):
+    short = Classifier(clf.model, clf.tokenizer, clf.schema, clf.thresholds, clf.device, max_length=16, stride=4)
+    text = " ".join(f"NATO drills {i}." for i in range(30))
+    windows, owner = short._windows([text])
+    assert len(windows) > 2 and set(owner) == {0}
+    special = set(clf.tokenizer.all_special_ids)
+    content = [[t for t in w if t not in special] for w in windows]
+    for left, right in zip(content, content[1:]):
+        assert left[-4:] == right[:4]  # each window repeats the last `stride` tokens of the one before
+    ids = clf.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert [t for w in content[:1] for t in w] + [t for w in content[1:] for t in w[4:]] == ids
+
+
+def test_stance_is_the_token_weighted_mean_over_windows(clf, monkeypatch):
+    """A text whose windows disagree: the long window's stance outweighs the short one's."""
+    short = Classifier(clf.model, clf.tokenizer, clf.schema, clf.thresholds, clf.device, max_length=16, stride=4)
+    for n in range(3, 12):  # the shortest text that needs two windows: a long first one, a short second one
+        text = " ".join(f"NATO drills {i}." for i in range(n))
+        windows, _ = short._windows([text])
+        if len(windows) == 2:
+            break
+    assert len(windows) == 2
+    n0, n1 = len(windows[0]), len(windows[1])
+    assert n0 > n1
+    logits = np.zeros((2, 8), dtype=np.float32)
+    logits[0, :5], logits[1, :5] = [2, -2, 0, 0, 0], [-2, 3, 0, 0, 0]   # issue logits
+    logits[0, 5:], logits[1, 5:] = np.log([0.7, 0.2, 0.1]), np.log([0.1, 0.8, 0.1])  # favor vs against
+    monkeypatch.setattr(short, "_logits", lambda w, batch_size: logits)
+    pred = short.classify(text)
+    favor = (0.7 * n0 + 0.1 * n1) / (n0 + n1)
+    against = (0.2 * n0 + 0.8 * n1) / (n0 + n1)
+    assert pred.stance_scores["favor"] == pytest.approx(favor, abs=1e-5)
+    assert pred.stance_scores["against"] == pytest.approx(against, abs=1e-5)
+    assert pred.stance == ("favor" if favor > against else "against")
+    sig = 1 / (1 + np.exp(-np.array([2.0, 3.0])))
+    assert pred.issue_scores["expansion"] == pytest.approx(sig[0], abs=1e-5)  # max over windows
+    assert pred.issue_scores["missiles"] == pytest.approx(sig[1], abs=1e-5)
+    assert pred.windows == 2
+
+
+def _pred(text, stance, scores, issue=0.1):
+    names = ("favor", "against", "neutral")
+    return Prediction(text=text, issues=[], issue_scores={n: issue for n in ("expansion", "missiles", "exercises",
+                      "sanctions", "china_alignment")}, stance=stance, stance_scores=dict(zip(names, scores)))
+
+
+def test_classify_document_breaks_stance_ties_by_summed_probability(clf, monkeypatch):
+    seen = {}
+
+    def fake(parts, batch_size=32):
+        seen["parts"] = parts
+        return [_pred(parts[0], "favor", (0.4, 0.35, 0.25)), _pred(parts[1], "against", (0.05, 0.9, 0.05))]
+
+    monkeypatch.setattr(clf, "classify", fake)
+    doc = clf.classify_document("First paragraph.\n\nSecond paragraph.")
+    assert seen["parts"] == ["First paragraph.", "Second paragraph."]
+    assert doc.stance_distribution == {"favor": 0.5, "against": 0.5, "neutral": 0.0}
+    assert doc.stance == "against"  # one vote each; against has more probability mass (1.25 vs 0.45)
+
+
+def test_classify_document_falls_back_to_single_newlines(clf, monkeypatch):
+    seen = {}
+
+    def fake(parts, batch_size=32):
+        seen["parts"] = parts
+        return [_pred(p, "neutral", (0.1, 0.1, 0.8)) for p in parts]
+
+    monkeypatch.setattr(clf, "classify", fake)
+    clf.classify_document("Headline\nFirst line of the body.\n   Second line.  ")  # no blank line anywhere
+    assert seen["parts"] == ["Headline", "First line of the body.", "Second line."]
+    clf.classify_document("A\nB\n\nC")  # blank lines present: they split, single newlines stay
+    assert seen["parts"] == ["A\nB", "C"]
+    clf.classify_document("One paragraph only.")
+    assert seen["parts"] == ["One paragraph only."]
+
+
+def test_bytes_must_be_decoded_first(clf):
+    with pytest.raises(TypeError, match=r"texts is bytes: decode it to str first"):
+        clf.classify(b"NATO drills")
+    with pytest.raises(TypeError, match=r"texts\[1\] is bytes: decode it to str first"):
+        clf.classify(["ok", b"NATO drills"])

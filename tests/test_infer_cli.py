@@ -115,3 +115,107 @@ def test_failed_run_leaves_no_output_file(tiny_checkpoint, tmp_path, capsys):
 def test_bad_shard_arguments():
     with pytest.raises(SystemExit):
         parse_args(["--num-shards", "2", "--shard-index", "2"])
+
+
+# --- failures: say what and where, leave nothing behind ------------------------------------------------
+
+
+def test_sigterm_leaves_no_partial_output(tiny_checkpoint, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from synthetic_data import REPO
+
+    src = tmp_path / "big.txt"
+    src.write_text("\n".join(f"NATO drills near the border, day {i}" for i in range(200_000)) + "\n")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "infer", "--model", str(tiny_checkpoint), str(src), "-o",
+                             str(out_dir / "out.jsonl"), "--no-progress", "--route", "fp32"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 600  # generous: the machine may be busy
+    while not list(out_dir.glob(".out.jsonl.*")):  # the temporary appears once tagging starts
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.time() < deadline, "no temporary output file appeared"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert list(out_dir.iterdir()) == [], err[-2000:]
+    assert b"Traceback" not in err
+
+
+def test_output_path_problems_fail_before_any_model_work(tmp_path, capsys, monkeypatch):
+    import infer.cli
+
+    monkeypatch.setattr(infer.cli, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    src = tmp_path / "in.txt"
+    src.write_text("NATO\n")
+    code, _, err = run(["--model", "x", str(src), "-o", str(tmp_path)], capsys)
+    assert code == 2 and f"output file {tmp_path} is a directory" in err
+    code, _, err = run(["--model", "x", str(src), "-o", str(tmp_path / "missing" / "out.jsonl")], capsys)
+    assert code == 2 and f"its directory {tmp_path / 'missing'} does not exist" in err and ".out.jsonl." not in err
+    code, _, err = run(["--model", "x", str(tmp_path / "nope.txt")], capsys)
+    assert code == 2 and f"input file {tmp_path / 'nope.txt'} does not exist" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+def test_missing_model_directory_is_named(tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_text("NATO\n")
+    code, _, err = run(["--model", str(tmp_path / "no" / "such" / "run"), str(src)], capsys)
+    assert code == 2 and f"model directory {tmp_path / 'no' / 'such' / 'run'} does not exist" in err
+    assert "Hub" not in err and "Traceback" not in err
+
+
+def test_missing_model_that_looks_like_a_hub_id_says_it_could_not_be_fetched(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.txt").write_text("NATO\n")
+    code, _, err = run(["--model", "no-such-org/no-such-model", "in.txt"], capsys)
+    assert code == 2 and "no-such-org/no-such-model: no such local directory" in err
+    assert "could not be fetched from the Hugging Face Hub" in err
+
+
+def test_truncated_weights_name_the_damaged_file(tiny_checkpoint, tmp_path, capsys):
+    import shutil
+
+    damaged = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, damaged)
+    weights = damaged / "model.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    (tmp_path / "in.txt").write_text("NATO\n")
+    code, _, err = run(["--model", str(damaged), str(tmp_path / "in.txt")], capsys)
+    assert code == 2 and f"{weights} is damaged or incomplete" in err
+    assert "re-save the checkpoint or download it again" in err and "Traceback" not in err
+
+
+def test_binary_input_names_file_line_and_offset(tiny_checkpoint, tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"NATO drills\nCaf\xe9 in Moscow\n")
+    out = tmp_path / "out.jsonl"
+    code, _, err = run(["--model", str(tiny_checkpoint), str(src), "-o", str(out)], capsys)
+    assert code == 2 and f"{src}:2: not UTF-8 text (byte 0xe9 at byte offset 15" in err
+    assert "iconv" in err and sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+def test_lone_surrogate_in_a_jsonl_record_names_file_and_line(tiny_checkpoint, tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "ok"}\n{"text": "bad \\ud800 here"}\n')
+    code, _, err = run(["--model", str(tiny_checkpoint), str(src)], capsys)
+    assert code == 2 and f"{src}:2: 'text' is not valid Unicode" in err and "texts[" not in err
+
+
+def test_empty_input_warns(tiny_checkpoint, tmp_path, capsys, caplog):
+    src = tmp_path / "empty.txt"
+    src.write_text("\n\n")
+    out = tmp_path / "out.jsonl"
+    code, _, _ = run(["--model", str(tiny_checkpoint), str(src), "-o", str(out)], capsys)
+    assert code == 0 and out.read_text() == ""
+    assert f"{src}: no rows to tag (empty input)" in caplog.text

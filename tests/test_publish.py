@@ -160,3 +160,21 @@ def test_base_model_of_a_bundled_backbone_is_its_hub_original():
 
     assert base_model("bundled:multilingual-e5-small") == BUNDLED["multilingual-e5-small"].hub_id
     assert base_model("xlm-roberta-base") == "xlm-roberta-base"
+
+
+@pytest.mark.parametrize("failing, step", [("create_repo", "create repo org/name"), ("upload_folder", "upload to org/name")])
+def test_hub_failure_is_one_line_naming_the_step_without_the_token(finished_run, monkeypatch, caplog, capsys,
+                                                                   failing, step):
+    from train import publish as publish_module
+
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    api = mock.MagicMock()
+    getattr(api, failing).side_effect = ConnectionError(
+        "Max retries exceeded (token hf_secret_token_value)\nmore details")
+    monkeypatch.setattr("huggingface_hub.HfApi", lambda token=None: api)
+    assert main(["--run", str(finished_run), "--repo-id", "org/name"]) == 2
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert messages == [f"{step} failed: ConnectionError: Max retries exceeded (token ***)"]
+    out = capsys.readouterr()
+    assert "hf_secret_token_value" not in caplog.text + out.out + out.err
+    assert "Traceback" not in out.err

@@ -24,7 +24,8 @@ def test_loss_combines_bce_and_weighted_ce(schema):
     loss = IssueStanceLoss(schema, cfg, labels)
     # pos_weight = negatives / max(positives, 1), clipped to [1, 10]: 1/3 -> 1, 3/1, then 4/0 -> 4
     assert loss.pos_weight.tolist() == pytest.approx([1.0, 3.0, 4.0, 4.0, 4.0])
-    # balanced stance weights: n / (classes * count): favor 3, neutral 1, against 0 -> count clipped to 1
+    # balanced stance weights (sklearn's compute_class_weight): n / (classes * count): favor 3, neutral 1,
+    # against 0 -> counted as 1
     assert loss.class_weight.tolist() == pytest.approx([4 / 9, 4 / 3, 4 / 3])
     logits = torch.zeros(2, 8, requires_grad=True)
     y = torch.tensor(labels[[0, 3]], dtype=torch.float)
@@ -71,6 +72,34 @@ def test_main_trains_and_writes_a_complete_run(tiny_config):
     assert any("eval_macro_f1" in e for e in metrics["log_history"])
     assert "test_issues_macro_f1" in metrics["test"]
     assert load_config(run_dir / "train_config.yaml") == tiny_config
+
+
+def test_thresholds_are_tuned_on_the_validation_split(tiny_config, schema, monkeypatch):
+    from train.thresholds import tune_thresholds
+
+    seen = {}
+
+    def spy(probs, labels, **kw):
+        seen["probs"], seen["labels"] = probs, labels
+        seen["out"] = np.array([0.31, 0.42, 0.53, 0.64, 0.75])  # distinctive, to find them in config.json
+        tune_thresholds(probs, labels, **kw)
+        return seen["out"]
+
+    monkeypatch.setattr(run_module, "tune_thresholds", spy)
+    run_dir = main(tiny_config)
+    val_ids = json.loads((run_dir / "splits.json").read_text())["validation"]
+    by_id = {r["id"]: r for r in synthetic_records()}
+    expected = np.array([schema.encode(by_id[i]["issues"], by_id[i]["stance"]) for i in val_ids])[:, :5]
+    def rows(a):  # the Trainer may batch validation in its own order: compare the rows as a multiset
+        return sorted(map(tuple, np.asarray(a).astype(int).tolist()))
+
+    assert rows(seen["labels"]) == rows(expected)
+    test_ids = json.loads((run_dir / "splits.json").read_text())["test"]
+    assert len(seen["labels"]) != len(test_ids) or rows(seen["labels"]) != rows(
+        [schema.encode(by_id[i]["issues"], by_id[i]["stance"])[:5] for i in test_ids])
+    assert seen["probs"].shape == (len(val_ids), 5) and ((seen["probs"] > 0) & (seen["probs"] < 1)).all()
+    saved = json.loads((run_dir / "config.json").read_text())["issue_thresholds"]
+    assert [saved[n] for n in schema.issues] == pytest.approx(seen["out"].tolist())
 
 
 def test_checkpoint_loads_in_a_plain_pipeline(tiny_config):
@@ -139,6 +168,61 @@ def test_crash_leaves_no_run_and_resume_continues(tiny_config, monkeypatch):
     assert seen["checkpoint"] and "checkpoint-" in seen["checkpoint"]
     epochs = [e["epoch"] for e in json.loads((run_dir / "metrics.json").read_text())["log_history"] if "eval_loss" in e]
     assert max(epochs) == 3
+
+
+def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config, monkeypatch, caplog):
+    """6 steps per epoch, checkpoints every 2 steps: killed at step 5, the run resumes from checkpoint-4."""
+    import logging
+
+    from transformers import Trainer, TrainerCallback
+
+    from train.trainer import WALL_TIME_FILE
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise KeyboardInterrupt("killed between checkpoint-4 and checkpoint-6")
+
+    original_build = run_module.build_trainer
+
+    def build_with_kill(*args, **kwargs):
+        trainer = original_build(*args, **kwargs)
+        trainer.add_callback(Kill())
+        return trainer
+
+    tiny_config.train.save_steps = 2
+    monkeypatch.setattr(run_module, "build_trainer", build_with_kill)
+    with pytest.raises(KeyboardInterrupt):
+        main(tiny_config)
+    partial = tiny_config.run_dir.with_name(tiny_config.run_dir.name + ".partial")
+    assert sorted(p.name for p in partial.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    before = json.loads((partial / WALL_TIME_FILE).read_text())["seconds"]
+    assert before > 0
+    monkeypatch.setattr(run_module, "build_trainer", original_build)
+
+    seen = {}
+    original_train = Trainer.train
+
+    def spy(self, resume_from_checkpoint=None, **kw):
+        seen["checkpoint"] = resume_from_checkpoint
+        return original_train(self, resume_from_checkpoint=resume_from_checkpoint, **kw)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    with caplog.at_level(logging.INFO, logger="train.trainer"):
+        run_dir = main(tiny_config, resume=True)
+    assert seen["checkpoint"].endswith("checkpoint-4")
+    history = json.loads((run_dir / "metrics.json").read_text())["log_history"]
+    assert max(e["step"] for e in history) == 12  # 2 epochs of 6 steps, the first 4 not redone
+    total = next(r for r in caplog.records if "Training wall time" in r.getMessage())
+    assert f"earlier processes {before:.0f} s" in total.getMessage()
+
+
+def test_save_steps_is_validated():
+    from train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.save_steps must be >= 1 or null"):
+        load_config(None, ["train.save_steps=0"])
+    assert load_config(None, ["train.save_steps=null"]).train.save_steps is None
 
 
 @pytest.mark.parametrize("override, error, message", [

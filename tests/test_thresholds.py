@@ -34,10 +34,27 @@ def test_label_without_positives_keeps_default():
     assert tune_thresholds(probs, np.array([[0], [0]]), default=0.5).tolist() == [0.5]
 
 
-def test_thresholds_stay_in_range():
-    probs = np.array([[0.999], [0.998], [0.001]])
-    th = tune_thresholds(probs, np.array([[1], [1], [0]]), lo=0.05, hi=0.95)
-    assert 0.05 <= th[0] <= 0.95
+def test_known_best_cut_of_a_hand_made_case():
+    # positives 0.9, 0.8, 0.75; negatives 0.7, 0.6, 0.2: only cuts in (0.70, 0.75] are perfect (F1 1);
+    # (0.6, 0.7] gives 3 / 4 precision (F1 0.857), so the tolerance does not reach 0.5: the nearest good cut is 0.71
+    probs = np.array([[0.9], [0.8], [0.75], [0.7], [0.6], [0.2]])
+    labels = np.array([[1], [1], [1], [0], [0], [0]])
+    assert tune_thresholds(probs, labels).tolist() == [0.71]
+    # with a tolerance that admits F1 0.857 the cut moves to the nearest of those, 0.61
+    assert tune_thresholds(probs, labels, tolerance=0.15).tolist() == [0.61]
+
+
+def test_f1_from_the_curve_equals_f1_score_at_every_grid_point():
+    from sklearn.metrics import f1_score
+
+    from train.thresholds import _f1_at
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 40)
+    p = np.round(np.clip(y * 0.3 + rng.uniform(0, 0.7, 40), 0, 1), 2)  # ties and scores on grid points
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 6)
+    expected = [f1_score(y, p >= t, zero_division=0) for t in grid]
+    np.testing.assert_array_equal(_f1_at(grid, y, p), expected)
 
 
 def test_docstring_examples():

@@ -36,12 +36,27 @@ def test_no_head_learning_rate_keeps_one_learning_rate(tiny_config, schema, tmp_
     assert {g["lr"] for g in optimizer.param_groups} == {tiny_config.train.learning_rate}
 
 
-def test_precision_resolution():
+@pytest.mark.parametrize("cuda, cuda_bf16, cpu_bf16, expected", [
+    (False, False, False, "fp32"),
+    (False, False, True, "bf16"),
+    (True, True, False, "bf16"),
+    (True, False, True, "fp16"),
+])
+def test_auto_precision_follows_the_hardware(monkeypatch, cuda, cuda_bf16, cpu_bf16, expected):
+    from train import trainer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: cpu_bf16)
+    assert resolve_precision("auto") == expected
+
+
+def test_explicit_precision_is_kept_and_fp16_needs_cuda(monkeypatch):
     assert resolve_precision("fp32") == "fp32"
-    assert resolve_precision("auto") in {"fp32", "bf16", "fp16"}
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
-            resolve_precision("fp16")
+    assert resolve_precision("bf16") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
+        resolve_precision("fp16")
 
 
 def test_head_learning_rate_is_validated():

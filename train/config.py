@@ -166,6 +166,12 @@ class TrainConfig:
     )
     group_by_length: bool = field(default=True, metadata={"help": "Batch examples of similar length."})
     logging_steps: int = field(default=10, metadata={"help": "Log training loss every N steps."})
+    save_steps: int | None = field(
+        default=50,
+        metadata={"help": "Also save a checkpoint every N optimizer steps, so --resume loses at most N steps "
+                          "(evaluation, early stopping and the best checkpoint stay per epoch; null: epoch ends only). "
+                          "The Trainer keeps 2 checkpoints (the best one and the latest)."},
+    )
     eval_max_samples: int | None = field(
         default=None, metadata={"help": "Cap validation examples per evaluation (null: all)."}
     )
@@ -187,6 +193,8 @@ class TrainConfig:
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {value}")
+        if self.save_steps is not None and self.save_steps < 1:
+            raise ConfigError(f"train.save_steps must be >= 1 or null, got {self.save_steps}")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("set train.epochs > 0 or train.max_steps > 0")
         if not 0 < self.learning_rate < 1:

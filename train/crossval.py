@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from infer.atomic import atomic_file
+from infer.termination import exit_on_sigterm
 from train.config import Config, ConfigError, load_config
 from train.data import DataError
 from train.run import main as train_main
@@ -96,9 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
     try:
         cross_validate(load_config(args.config, args.overrides), args.folds, args.out)
-    except (ConfigError, DataError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, OSError, ValueError) as exc:
+        if args.log_level.upper() == "DEBUG":
+            raise
         logger.error("%s", exc)
         return 2
     return 0

@@ -26,6 +26,8 @@ import numpy as np
 
 from infer.atomic import atomic_file
 from infer.labels import LabelSchema
+from infer.stream import decoded_lines
+from infer.termination import exit_on_sigterm
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,11 @@ def validate_record(obj: Any, schema: LabelSchema, where: str, external: bool = 
         raise DataError(f"{where}: 'id' must be a non-empty string, got {obj['id']!r}")
     if not isinstance(obj["text"], str) or not obj["text"].strip():
         raise DataError(f"{where}: empty text (id {obj['id']})")
+    try:
+        obj["text"].encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate escape such as "\ud800"
+        raise DataError(f"{where}: 'text' is not valid Unicode ({exc.reason}: {obj['text'][exc.start]!r} at "
+                        f"character {exc.start}); fix that escape (id {obj['id']})") from None
     if obj["lang"] not in ISO_639_1:
         raise DataError(f"{where}: bad language code {obj['lang']!r}: expected ISO 639-1 (e.g. 'en', 'ru')")
     issues = obj["issues"]
@@ -135,8 +142,8 @@ def validate_files(files: Iterable[str | Path], schema: LabelSchema, external: b
         if not path.is_file():
             raise DataError(f"{path}: data file not found")
         n_before = len(records)
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
+        with path.open("rb") as fh:
+            for lineno, line in enumerate(decoded_lines(fh, str(path), DataError), 1):
                 where = f"{path}:{lineno}"
                 if not line.strip():
                     continue
@@ -331,6 +338,21 @@ def check_translations(records: list[dict[str, Any]]) -> None:
                             "run `python -m train.data sync-translations`")
 
 
+def _read_objects(path: Path) -> list[Any]:
+    """The parsed lines of a JSON Lines file; errors name `file:line`."""
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    out = []
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(decoded_lines(fh, str(path), DataError), 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
+    return out
+
+
 def sync_translations(files: Iterable[str | Path]) -> int:
     """Copy each seed paragraph's `issues`/`stance` onto the translations of its group, in place.
 
@@ -338,8 +360,7 @@ def sync_translations(files: Iterable[str | Path]) -> int:
     runs. Each file is rewritten atomically. Returns the number of records changed.
     """
     paths = [Path(f) for f in files]
-    rows = {p: [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-            for p in paths}
+    rows = {p: _read_objects(p) for p in paths}
     seeds = {r["group"]: r for recs in rows.values() for r in recs if r.get("origin") == "seed"}
     changed = 0
     for path, recs in rows.items():
@@ -381,14 +402,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("files", nargs="*", help="JSON Lines files (default: data/labels/*.jsonl)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()  # like Ctrl-C: a file being rewritten keeps its old content
     files = args.files or sorted(Path("data/labels").glob("*.jsonl"))
-    if args.command == "sync-translations":
-        logger.info("%d translation record(s) relabeled from their seed", sync_translations(files))
-        return 0
     try:
+        if args.command == "sync-translations":
+            logger.info("%d translation record(s) relabeled from their seed", sync_translations(files))
+            return 0
         schema = LabelSchema.from_yaml(args.schema)
         summary = check(files, schema, args.min_issue, args.min_stance)
-    except (DataError, FileNotFoundError, ValueError) as exc:
+    except (DataError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(files)} file(s), {summary.n} records: OK\n")

@@ -146,6 +146,18 @@ def append_mean_pooling_layer(model, scale: float = 8.0) -> None:
     model.config.num_hidden_layers = len(layers)
 
 
+def balanced_class_weight(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """sklearn's "balanced" weights n / (n_classes x count) for class ids `y`; a class absent from `y`
+    counts as one example (sklearn refuses absent classes; such a class never occurs in a batch anyway)."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
+    weights = np.full(n_classes, len(y) / n_classes)
+    # sklearn divides by the number of classes it is given: rescale from len(present) to n_classes
+    weights[present] = compute_class_weight("balanced", classes=present, y=y) * len(present) / n_classes
+    return weights
+
+
 class IssueStanceLoss(nn.Module):
     """BCE on the issue logits + cross-entropy on the stance logits, weighted.
 
@@ -159,18 +171,18 @@ class IssueStanceLoss(nn.Module):
         self.issue_weight = cfg.issue_weight
         self.stance_weight = cfg.stance_weight
         self.label_smoothing = cfg.stance_label_smoothing
-        k = len(schema.issues)
-        pos_weight = torch.ones(k)
+        pos_weight = torch.ones(len(schema.issues))
         class_weight = torch.ones(len(schema.stance))
         if train_labels is not None and len(train_labels):
-            y = np.asarray(train_labels, dtype=np.float64)
+            issues, stance = schema.split(np.asarray(train_labels, dtype=np.float64))
             if cfg.issue_pos_weight:
-                pos = y[:, :k].sum(0)
+                pos = issues.sum(0)
                 # negatives/positives, capped so a label with 2 positives cannot dominate the loss
-                pos_weight = torch.tensor(np.clip((len(y) - pos) / np.maximum(pos, 1.0), 1.0, 10.0), dtype=torch.float)
+                pos_weight = torch.tensor(np.clip((len(issues) - pos) / np.maximum(pos, 1.0), 1.0, 10.0),
+                                          dtype=torch.float)
             if cfg.stance_class_weight:
-                counts = np.maximum(y[:, k:].sum(0), 1.0)
-                class_weight = torch.tensor(len(y) / (len(counts) * counts), dtype=torch.float)
+                class_weight = torch.tensor(balanced_class_weight(stance.argmax(1), len(schema.stance)),
+                                            dtype=torch.float)
         self.register_buffer("pos_weight", pos_weight)
         self.register_buffer("class_weight", class_weight)
 

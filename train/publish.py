@@ -14,6 +14,7 @@ standard `huggingface-cli login`), and is never logged.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shutil
@@ -22,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from infer.atomic import atomic_dir
+from infer.termination import exit_on_sigterm
 from train.model_card import build_card
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,17 @@ def _token() -> str:
     return token
 
 
+@contextlib.contextmanager
+def _step(step: str, token: str):
+    """Turn any failure of a Hub call into one PublishError line naming the step and the cause (offline,
+    bad token, ...); the token is masked should a library echo it."""
+    try:
+        yield
+    except Exception as exc:  # the Hub client raises HTTP, connection and offline errors of many types
+        cause = (str(exc).strip().splitlines() or [""])[0].replace(token, "***")
+        raise PublishError(f"{step} failed: {type(exc).__name__}: {cause}") from None
+
+
 def headline(run_dir: Path) -> str:
     model = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))["systems"]["model"]
     return (f"issue macro-F1 {model['issues']['macro_f1']:.3f}, stance macro-F1 {model['stance']['macro_f1']:.3f}")
@@ -94,11 +107,14 @@ def publish(run_dir: str | Path, repo_id: str, *, private: bool = True, revision
     api = api or HfApi(token=token)
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_folder(run_dir, Path(tmp) / "upload", repo_id, dtype)
-        api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
+        with _step(f"create repo {repo_id}", token):
+            api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
         if revision:
-            api.create_branch(repo_id=repo_id, branch=revision, exist_ok=True)
-        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", revision=revision,
-                                 commit_message=f"Upload {run_dir.name}: {headline(run_dir)}")
+            with _step(f"create branch {revision} of {repo_id}", token):
+                api.create_branch(repo_id=repo_id, branch=revision, exist_ok=True)
+        with _step(f"upload to {repo_id}", token):
+            info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                     revision=revision, commit_message=f"Upload {run_dir.name}: {headline(run_dir)}")
     logger.info("Published %s to %s", run_dir, repo_id)
     return str(getattr(info, "commit_url", info))
 
@@ -118,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
     try:
         if args.card:
             build_card(args.run, args.repo_id).save(args.card)
@@ -132,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                 p.error("--repo-id is required to publish")
             logger.info("Commit: %s", publish(args.run, args.repo_id, private=not args.public, revision=args.revision,
                                               dtype=args.dtype))
-    except (PublishError, FileNotFoundError, ValueError) as exc:
+    except (PublishError, OSError, ValueError) as exc:
+        if args.log_level.upper() == "DEBUG":
+            raise
         logger.error("%s", exc)
         return 2
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score
+from sklearn.metrics import precision_recall_curve
 
 
 def tune_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5, lo: float = 0.05,
@@ -31,7 +31,23 @@ def tune_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5,
         y, p = labels[:, j], probs[:, j]
         if y.min() == y.max():
             continue
-        f1 = np.array([f1_score(y, p >= t, zero_division=0) for t in grid])
+        f1 = _f1_at(grid, y, p)
         good = grid[f1 >= f1.max() - tolerance]
         out[j] = good[np.argmin(np.abs(good - default))]
     return out
+
+
+def _f1_at(grid: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """F1 of the decision `p >= t` for every t in `grid`, from one precision-recall curve.
+
+    The curve has one point per distinct score (its cut predicts `p >= cut`); a grid threshold t makes
+    the same decisions as the smallest cut >= t, and none (F1 0) above the highest score.
+    """
+    precision, recall, cuts = precision_recall_curve(y, p)
+    n_pos = int(y.sum())
+    # counts back from the rates (exact integers), so F1 = 2 tp / (2 tp + fp + fn) as in f1_score
+    tp = np.rint(recall[:-1] * n_pos)  # the last point (recall 0) has no cut
+    fp = np.rint(tp / np.where(precision[:-1] > 0, precision[:-1], 1.0) - tp)
+    f1_at_cut = 2 * tp / (2 * tp + fp + (n_pos - tp))
+    idx = np.searchsorted(cuts, grid, side="left")
+    return np.where(idx < len(cuts), f1_at_cut[np.minimum(idx, len(cuts) - 1)], 0.0)

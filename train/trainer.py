@@ -3,18 +3,27 @@
 `build_trainer` turns the typed config into `TrainingArguments` (epoch evaluation, early stopping on
 validation macro-F1, best checkpoint kept, length-grouped batches, bf16 where the hardware runs it
 natively) and plugs in `IssueStanceLoss` and the project's `IssueStanceMetric`.
+
+Resume granularity: `load_best_model_at_end` needs the save and evaluation strategies to match, and
+evaluating every N steps would change early stopping (its patience counts evaluations). So both stay
+per epoch and `StepCheckpoints` adds a checkpoint every `train.save_steps` steps in between;
+`WallClock` keeps the training time of every process of a run (first and resumed ones) in
+`wall_time.json` in the work directory, so a resumed run logs its total time.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
+from infer.atomic import atomic_file
 from infer.hardware import cpu_has_native_bf16
 from infer.labels import LabelSchema
 from train.config import Config
@@ -137,6 +146,58 @@ class IssueStanceTrainer(Trainer):
         return optimizer
 
 
+class StepCheckpoints(TrainerCallback):
+    """Ask the Trainer for a checkpoint every `save_steps` optimizer steps (epoch ends save anyway)."""
+
+    def __init__(self, save_steps: int):
+        self.save_steps = save_steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        at_epoch_end = state.epoch is not None and abs(state.epoch - round(state.epoch)) < 1e-6
+        if state.global_step % self.save_steps == 0 and not at_epoch_end:
+            control.should_save = True
+        return control
+
+
+WALL_TIME_FILE = "wall_time.json"
+
+
+class WallClock(TrainerCallback):
+    """Training wall time over all processes of a run: `wall_time.json` in the Trainer's output directory
+    holds the seconds spent by earlier (interrupted) processes; a resumed run adds its own."""
+
+    def __init__(self) -> None:
+        self.earlier = 0.0
+        self.started = time.time()
+        self.total = 0.0
+
+    def _path(self, args) -> Path:
+        return Path(args.output_dir) / WALL_TIME_FILE
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.time()
+        path = self._path(args)
+        # train.run empties the work directory unless it resumes: a file here is an earlier process's
+        self.earlier = float(json.loads(path.read_text())["seconds"]) if path.is_file() else 0.0
+        if self.earlier:
+            logger.info("Resumed run: %.0f s of training before this process", self.earlier)
+
+    def _write(self, args, state) -> None:
+        self.total = self.earlier + time.time() - self.started
+        if state.is_world_process_zero:
+            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+            with atomic_file(self._path(args)) as fh:
+                json.dump({"seconds": round(self.total, 1)}, fh)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._write(args, state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._write(args, state)
+        logger.info("Training wall time %.0f s in total (this process %.0f s, earlier processes %.0f s)",
+                    self.total, self.total - self.earlier, self.earlier)
+
+
 def compute_metrics_fn(schema: LabelSchema):
     """Trainer `compute_metrics`: logits -> scores -> `IssueStanceMetric`, flattened for the logs."""
     metric = IssueStanceMetric()
@@ -162,7 +223,9 @@ def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, ou
 
     args = training_arguments(cfg, output_dir, cached_states=data_collator is not None)
     loss = IssueStanceLoss(schema, cfg.loss, np.asarray(splits["train"]["labels"]))
-    callbacks = []
+    callbacks: list = [WallClock()]
+    if cfg.train.save_steps:
+        callbacks.append(StepCheckpoints(cfg.train.save_steps))
     if cfg.train.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
     return IssueStanceTrainer(
