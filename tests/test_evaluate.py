@@ -41,10 +41,15 @@ def test_training_writes_the_report(trained_run, schema):
         for block in system["by_lang"].values():
             check_metrics_block(block, schema)
         assert set(system["by_origin"]) <= {"seed", "translation", "authored"}
-    for name in ("stance_confusion.png", "issue_f1_by_system.png", "macro_f1_by_language.png"):
+    assert set(report["calibration"]["after"]) == {"stance", "issues"}  # train.calibrate's ECE section
+    for name in ("stance_confusion.png", "issue_f1_by_system.png", "macro_f1_by_language.png", "reliability.png"):
         assert (trained_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (trained_run / "report.md").read_text()
     assert "## Systems side by side" in md and "tfidf_logreg" in md and "## Worst errors" in md
+    assert "## Calibration" in md and "| stance |" in md
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["stance_temperature"] > 0 and isinstance(config["issue_calibration"], dict)
+    assert "heldout_nll_before" in json.loads((trained_run / "metrics.json").read_text())["calibration"]["stance"]
 
 
 def test_cli_on_other_data_and_split(trained_run, tmp_path, data_file):

@@ -24,6 +24,7 @@ from infer.labels import LabelSchema
 from train.baselines import build_baselines
 from train.config import Config, ConfigError, load_config
 from train.data import DataError, encode_labels, load_records
+from train.calibrate import calibration_report
 from train.report import score_system, worst_errors, write_report
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def build_report(run_dir: str | Path, split: str = "test", data_files: Sequence[
 
     logger.info("Scoring the model on %d %s records", len(texts), split)
     scores = {"model": clf.predict_scores(texts)}
+    raw = clf.predict_scores(texts, calibrated=False) if not clf.calibration.is_identity else scores["model"]
     thresholds = {"model": clf.thresholds}
     names = cfg.eval.baselines if baselines is None else baselines
     for baseline in build_baselines(names, schema, cfg.model.backbone, seed=cfg.seed):
@@ -83,6 +85,7 @@ def build_report(run_dir: str | Path, split: str = "test", data_files: Sequence[
         "thresholds": dict(zip(schema.issues, map(float, clf.thresholds))),
         "systems": {name: score_system(s, gold, schema, thresholds[name], langs, origins) for name, s in scores.items()},
         "worst_errors": worst_errors(eval_records, scores["model"], gold, schema, clf.thresholds),
+        "calibration": calibration_report(raw, scores["model"], gold, schema, clf.calibration),
     }
 
 

@@ -8,7 +8,9 @@
                         "macro_f1": float, "n": int,
                         "by_lang": {LANG: {"n", "issues": {...}, "stance": {...}, "macro_f1"}},
                         "by_origin": {ORIGIN: {...same...}}}},
-     "worst_errors": [{"id", "lang", "text", "gold": {...}, "predicted": {...}, "cost"}]}
+     "worst_errors": [{"id", "lang", "text", "gold": {...}, "predicted": {...}, "cost"}],
+     "calibration": {"stance_temperature", "issue_calibration", "before"|"after": {"stance"|"issues":
+                     {"ece", "reliability": {"count", "confidence", "frequency"}}}}}  (see train.calibrate)
 with NAME in `model`, `majority`, `tfidf_logreg`, `embeddings_logreg` (those that were run).
 """
 
@@ -118,6 +120,10 @@ def render_markdown(report: dict[str, Any], schema: LabelSchema) -> str:
         lines += ["## Model stance confusion matrix (rows: gold, columns: predicted)", ""]
         lines += _table(["gold \\ predicted", *schema.stance],
                         [_row(lab, cm[i]) for i, lab in enumerate(schema.stance)])
+    if "calibration" in report:
+        from train.calibrate import render_calibration_markdown
+
+        lines += render_calibration_markdown(report["calibration"])
     lines += ["## Worst errors of the model", ""]
     for e in report.get("worst_errors", []):
         text = " ".join(e["text"].split())
@@ -171,6 +177,10 @@ def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path) -> l
         paths.append(out_dir / fname)
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
+    if "calibration" in report:
+        from train.calibrate import write_reliability_diagram
+
+        paths.append(write_reliability_diagram(report["calibration"], out_dir / "reliability.png"))
     return paths
 
 
