@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--route", default="auto", help="auto, fp32, bf16, fp16 or int8")
     p.add_argument("--report", metavar="DIR", help="write a summary (and, with gold labels, an evaluation report)")
+    p.add_argument("--explain", action="store_true",
+                   help="add `evidence`: the sentence behind the stance and each issue (about sentences+1 times slower)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)

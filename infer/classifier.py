@@ -227,12 +227,15 @@ class Classifier:
     # -- public API -------------------------------------------------------------------------------
 
     @overload
-    def classify(self, texts: str, batch_size: int = 32) -> Prediction: ...
+    def classify(self, texts: str, batch_size: int = 32, explain: bool = False) -> Prediction: ...
     @overload
-    def classify(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]: ...
+    def classify(self, texts: Sequence[str], batch_size: int = 32, explain: bool = False) -> list[Prediction]: ...
 
-    def classify(self, texts, batch_size: int = 32):
+    def classify(self, texts, batch_size: int = 32, explain: bool = False):
         """Tag one text (returns a `Prediction`) or a list of texts (returns a list, same order).
+
+        `explain=True` fills `Prediction.evidence` by leave-one-sentence-out occlusion (`infer.evidence`):
+        about (sentences + 1) times the cost.
 
         Raises:
             TypeError: an item is not a str (message names its index).
@@ -248,15 +251,19 @@ class Classifier:
             return []
         scores, counts = self._scores_and_windows(items, batch_size)
         preds = [self._prediction(t, row, c) for t, row, c in zip(items, scores, counts)]
+        if explain:
+            from infer.evidence import add_evidence
+
+            preds = add_evidence(self, preds, batch_size)
         return preds[0] if single else preds
 
-    def classify_document(self, text: str, batch_size: int = 32) -> DocumentPrediction:
+    def classify_document(self, text: str, batch_size: int = 32, explain: bool = False) -> DocumentPrediction:
         """Split a document on blank lines (or single newlines), classify each paragraph, aggregate."""
         check_texts([text])
         parts = [p.strip() for p in _PARAGRAPH_SPLIT.split(text) if p.strip()]
         if len(parts) == 1:
             parts = [p.strip() for p in text.splitlines() if p.strip()]
-        paragraphs = self.classify(parts, batch_size=batch_size)
+        paragraphs = self.classify(parts, batch_size=batch_size, explain=explain)
         k = len(self.schema.issues)
         issue_max = {n: max(p.issue_scores[n] for p in paragraphs) for n in self.schema.issues}
         votes = {n: sum(p.stance == n for p in paragraphs) / len(paragraphs) for n in self.schema.stance}

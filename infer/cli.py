@@ -56,10 +56,11 @@ def main(args: argparse.Namespace) -> int:
         fmt = detect_format(args.input, args.input_format)
         rows = read_rows(args.input, fmt, args.text_column)
         gold: list | None = [] if args.report else None
+        extra = {"explain": args.explain}  # options of the analyst features (infer.evidence, ...)
         if args.output == "-":
             summary = tag_stream(clf, rows, sys.stdout, text_column=args.text_column, document=args.document,
                                  out_format=args.out_format, num_shards=args.num_shards, shard_index=args.shard_index,
-                                 batch_size=args.batch_size, gold=gold, progress=not args.no_progress)
+                                 batch_size=args.batch_size, gold=gold, progress=not args.no_progress, **extra)
         else:
             out = Path(args.output)
             fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent or ".")
@@ -68,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
                     summary = tag_stream(clf, rows, fh, text_column=args.text_column, document=args.document,
                                          out_format=args.out_format, num_shards=args.num_shards,
                                          shard_index=args.shard_index, batch_size=args.batch_size, gold=gold,
-                                         progress=not args.no_progress)
+                                         progress=not args.no_progress, **extra)
                 os.replace(tmp, out)
             finally:
                 if os.path.exists(tmp):

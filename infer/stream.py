@@ -116,7 +116,8 @@ def format_table_row(pred) -> str:
 
 def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out: TextIO, *, text_column: str = "text",
                document: bool = False, out_format: str = "jsonl", num_shards: int = 1, shard_index: int = 0,
-               chunk_size: int = 256, batch_size: int = 32, gold: list | None = None, progress: bool = True) -> Summary:
+               chunk_size: int = 256, batch_size: int = 32, gold: list | None = None, progress: bool = True,
+               explain: bool = False) -> Summary:
     """Classify this shard's rows in chunks and write one output line per row; returns the summary.
 
     If `gold` is a list, (row, scores) pairs of rows carrying gold `issues`/`stance` are appended to it.
@@ -137,9 +138,9 @@ def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out:
                 raise ValueError(f"{where}: {text_column!r} is missing, not a string, or empty")
             texts.append(text)
         if document:
-            preds = [clf.classify_document(t, batch_size=batch_size) for t in texts]
+            preds = [clf.classify_document(t, batch_size=batch_size, explain=explain) for t in texts]
         else:
-            preds = clf.classify(texts, batch_size=batch_size)
+            preds = clf.classify(texts, batch_size=batch_size, explain=explain)
         for (where, row), text, pred in zip(chunk, texts, preds):
             record = {k: v for k, v in row.items() if k != text_column}
             record.update({"text": text, **{k: v for k, v in pred.to_dict().items() if k != "text"}})
