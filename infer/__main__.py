@@ -5,6 +5,8 @@
     python -m infer --model runs/default news.csv --text-column body --format table
     python -m infer --model runs/default articles.jsonl --document    # whole documents
     python -m infer --model runs/default big.parquet --num-shards 4 --shard-index 0 --report out/
+    python -m infer --model runs/default paras.jsonl --explain        # + the sentence behind each decision
+    python -m infer --model runs/default corpus.jsonl --select-for-labeling 50 -o to_label.jsonl
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report", metavar="DIR", help="write a summary (and, with gold labels, an evaluation report)")
     p.add_argument("--explain", action="store_true",
                    help="add `evidence`: the sentence behind the stance and each issue (about sentences+1 times slower)")
+    p.add_argument("--select-for-labeling", type=int, metavar="N",
+                   help="write the N paragraphs most worth labeling to -o FILE, as records for review (infer.selection)")
+    p.add_argument("--labeled-dir", default="data/labels",
+                   help="with --select-for-labeling: skip paragraphs already labeled here ('' to skip nothing)")
+    p.add_argument("--group-by", metavar="COLUMN",
+                   help="row field naming the outlet/source: report shares by it; diversity of --select-for-labeling")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)

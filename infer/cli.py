@@ -57,6 +57,10 @@ def main(args: argparse.Namespace) -> int:
         rows = read_rows(args.input, fmt, args.text_column)
         gold: list | None = [] if args.report else None
         extra = {"explain": args.explain}  # options of the analyst features (infer.evidence, ...)
+        if args.select_for_labeling:
+            from infer.selection import run_selection
+
+            return run_selection(clf, rows, args)
         if args.output == "-":
             summary = tag_stream(clf, rows, sys.stdout, text_column=args.text_column, document=args.document,
                                  out_format=args.out_format, num_shards=args.num_shards, shard_index=args.shard_index,

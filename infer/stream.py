@@ -15,7 +15,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from infer.classifier import Classifier
 
@@ -117,10 +117,12 @@ def format_table_row(pred) -> str:
 def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out: TextIO, *, text_column: str = "text",
                document: bool = False, out_format: str = "jsonl", num_shards: int = 1, shard_index: int = 0,
                chunk_size: int = 256, batch_size: int = 32, gold: list | None = None, progress: bool = True,
-               explain: bool = False) -> Summary:
+               explain: bool = False, observers: Sequence[Callable] = ()) -> Summary:
     """Classify this shard's rows in chunks and write one output line per row; returns the summary.
 
     If `gold` is a list, (row, scores) pairs of rows carrying gold `issues`/`stance` are appended to it.
+    Each of `observers` is called as `observer(where, row, text, prediction)` for every paragraph row
+    (e.g. `infer.selection.LabelingSelector`), so they see the stream without a second pass.
     """
     from tqdm.auto import tqdm
 
@@ -150,6 +152,8 @@ def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             if not document:
                 summary.add(pred, row.get("lang"))
+                for observer in observers:
+                    observer(where, row, text, pred)
                 if gold is not None and "issues" in row and "stance" in row:
                     gold.append((row, pred))
         bar.update(len(chunk))
