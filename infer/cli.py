@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from infer import load
-from infer.stream import detect_format, read_rows, tag_stream
+from infer.stream import Summary, detect_format, read_rows, tag_stream
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,10 @@ def _write_report(report_dir: Path, clf, summary, gold: list) -> None:
     tmp = report_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary.to_dict(clf.schema), indent=2, ensure_ascii=False), encoding="utf-8")
     tmp.replace(report_dir / "summary.json")
+    from infer.corpus_report import write_corpus_report  # matplotlib is imported only inside it
+
+    write_corpus_report(summary.to_dict(clf.schema), clf.schema, report_dir,
+                        model=str(getattr(clf.model.config, "_name_or_path", "")))
     if not gold:
         return
     try:
@@ -56,7 +60,8 @@ def main(args: argparse.Namespace) -> int:
         fmt = detect_format(args.input, args.input_format)
         rows = read_rows(args.input, fmt, args.text_column)
         gold: list | None = [] if args.report else None
-        extra = {"explain": args.explain}  # options of the analyst features (infer.evidence, ...)
+        extra = {"explain": args.explain,  # options of the analyst features (infer.evidence, corpus_report)
+                 "summary": Summary(group_by=args.group_by, date_column=args.date_column)}
         if args.select_for_labeling:
             from infer.selection import run_selection
 
@@ -80,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
                     os.unlink(tmp)
         if args.report:
             _write_report(Path(args.report), clf, summary, gold)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
+    except (FileNotFoundError, ValueError, TypeError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

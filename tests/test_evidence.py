@@ -120,7 +120,7 @@ def test_light_runtime_imports_no_train_dependency(tiny_checkpoint):
         "import sys; from infer import Classifier; "
         f"c = Classifier.from_pretrained({str(tiny_checkpoint)!r}, route='fp32'); "
         "c.classify(['NATO drills. Sanctions.'], explain=True); "
-        "import infer.cli, infer.stream; "
+        "import infer.cli, infer.stream, infer.selection, infer.corpus_report; "
         "bad = [m for m in ('train', 'datasets', 'sklearn', 'evaluate', 'matplotlib') "
         "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
