@@ -46,7 +46,7 @@ def _write_report(report_dir: Path, clf, summary, gold: list) -> None:
     origins = [r.get("origin", "unknown") for r in rows]
     report = {
         "split": "input", "n": len(rows), "model": str(getattr(clf.model.config, "_name_or_path", "model")),
-        "thresholds": dict(zip(schema.issues, map(float, clf.thresholds))),
+        "thresholds": dict(zip(schema.issues, map(float, clf.raw_thresholds))),
         "systems": {"model": score_system(scores, labels, schema, clf.thresholds, langs, origins)},
         "worst_errors": worst_errors(records, scores, labels, schema, clf.thresholds),
     }

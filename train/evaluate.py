@@ -82,7 +82,7 @@ def build_report(run_dir: str | Path, split: str = "test", data_files: Sequence[
         "split": split,
         "n": len(eval_records),
         "model": cfg.name,
-        "thresholds": dict(zip(schema.issues, map(float, clf.thresholds))),
+        "thresholds": dict(zip(schema.issues, map(float, clf.raw_thresholds))),  # config.json's, raw sigmoid
         "systems": {name: score_system(s, gold, schema, thresholds[name], langs, origins) for name, s in scores.items()},
         "worst_errors": worst_errors(eval_records, scores["model"], gold, schema, clf.thresholds),
         "calibration": calibration_report(raw, scores["model"], gold, schema, clf.calibration),
