@@ -1,10 +1,13 @@
-"""Train the default config and print wall time, peak RSS, training tokens/s and achieved FLOP/s.
+"""Train a config end to end and print wall time, peak RSS, the recipe's training FLOPs and FLOP/s.
 
-    python benchmarks/train_speed.py [--config configs/default.yaml] [--set key=value ...]
+    python benchmarks/train_speed.py [--config configs/default.yaml] [--set key=value ...] [--no-eval]
 
-FLOP/s is estimated as 6 × (non-embedding parameters) × (training tokens) / train time (forward +
-backward; embeddings frozen by default) and printed as a fraction of a plain fp32 matmul measured in
-the same run, so figures compare across machines as ratios.
+Training FLOPs are counted from the recipe: 6 x (non-embedding parameters per layer) x layers trained
+x training tokens x epochs run, plus 2 x parameters x layers cached x tokens of every split for the
+one forward pass that fills the cache (`train.layer_cache.training_flops`); the figure is printed as a
+ratio to the full recipe (every layer trained, 15 epochs, same data), and as achieved FLOP/s against
+a plain fp32 matmul measured in the same run, with the CPU features this process saw. Timings are
+only comparable as ratios measured in one run on one machine.
 """
 
 from __future__ import annotations
@@ -20,16 +23,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import fp32_matmul_flops, machine_line, peak_rss_mib  # noqa: E402
 from train.config import load_config  # noqa: E402
+from train.layer_cache import training_flops  # noqa: E402
 from train.run import main as train_main  # noqa: E402
+
+FULL_RECIPE_EPOCHS = 15
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/default.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--no-eval", action="store_true", help="skip the end-of-run evaluation report")
+    p.add_argument("--out", default="runs/bench-train")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    cfg = load_config(args.config, args.overrides + ["output_dir=runs/bench-train", "eval.enabled=false"])
+    extra = [f"output_dir={args.out}"] + (["eval.enabled=false"] if args.no_eval else [])
+    cfg = load_config(args.config, args.overrides + extra)
     peak = fp32_matmul_flops()
     start = time.perf_counter()
     run_dir = train_main(cfg)
@@ -37,32 +46,60 @@ def main() -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     final = next(e for e in reversed(metrics["log_history"]) if "train_runtime" in e)
     epochs = final["epoch"]
-    train_ids = set(json.loads((run_dir / "splits.json").read_text())["train"])
+    splits = json.loads((run_dir / "splits.json").read_text())
     from transformers import AutoConfig, AutoTokenizer
 
     from infer.labels import LabelSchema
     from train.data import load_records
 
     tok = AutoTokenizer.from_pretrained(run_dir)
-    records = [r for r in load_records(cfg.data_files(), LabelSchema.from_yaml(cfg.data.schema)) if r["id"] in train_ids]
-    tokens = sum(len(ids) for ids in tok([r["text"] for r in records], truncation=True,
-                                         max_length=cfg.data.max_length)["input_ids"])
+    by_id = {r["id"]: r for r in load_records(cfg.data_files(), LabelSchema.from_yaml(cfg.data.schema))}
+
+    def tokens(ids: list[str]) -> int:
+        enc = tok([by_id[i]["text"] for i in ids], truncation=True, max_length=cfg.data.max_length)
+        return sum(len(x) for x in enc["input_ids"])
+
+    train_tokens = tokens(splits["train"])
+    all_tokens = sum(tokens(ids) for ids in splits.values())
     conf = AutoConfig.from_pretrained(run_dir)
-    h, layers, inter = conf.hidden_size, conf.num_hidden_layers, conf.intermediate_size
-    non_embedding = layers * (4 * h * h + 2 * h * inter)
-    trained_tokens = tokens * epochs
-    flops = 6 * non_embedding * trained_tokens / final["train_runtime"]
+    h, inter = conf.hidden_size, conf.intermediate_size
+    per_layer = 4 * h * h + 2 * h * inter
+    layers = conf.num_hidden_layers
+    pooling_layer = 1 if cfg.model.pooling == "mean_layer" else 0
+    if cfg.model.train_layers is not None:
+        trained = cfg.model.train_layers + pooling_layer
+        cached = layers - trained if cfg.train.cache_frozen_layers else 0
+        frozen_uncached = 0 if cfg.train.cache_frozen_layers else layers - trained
+    else:
+        trained, cached, frozen_uncached = layers, 0, 0
+    recipe = training_flops(per_layer, trained, cached, train_tokens, epochs, cached_passes=all_tokens / train_tokens)
+    recipe["total"] += 2 * per_layer * frozen_uncached * train_tokens * epochs  # frozen layers' forward, uncached
+    from train.backbone import load_pretrained
+
+    backbone_layers = load_pretrained(cfg.model.backbone, AutoConfig).num_hidden_layers  # before num_layers
+    full = training_flops(per_layer, backbone_layers, 0, train_tokens, FULL_RECIPE_EPOCHS)
+    achieved = (recipe["total"] - recipe["cached"]) / final["train_runtime"]
     print(machine_line())
     print(f"config: {args.config} {' '.join(args.overrides)}")
-    print(f"wall time: {wall:.1f} s (train loop {final['train_runtime']:.1f} s, {epochs:.2f} epochs, "
-          f"{len(records)} train records, {tokens} tokens/epoch)")
+    print(f"wall time (end to end{'' if args.no_eval else ', evaluation included'}): {wall:.1f} s; train loop "
+          f"{final['train_runtime']:.1f} s, {epochs:.2f} epochs, {len(splits['train'])} train records, "
+          f"{train_tokens} tokens/epoch")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
-    print(f"training tokens/s: {trained_tokens / final['train_runtime']:.0f}")
-    print(f"achieved FLOP/s: {flops / 1e9:.1f} GFLOP/s = {flops / peak:.2f} x plain fp32 matmul "
+    print(f"layers: {trained} trained, {cached} cached (of {layers})")
+    print(f"training FLOPs: {recipe['total'] / 1e12:.2f} TFLOP (cache fill {recipe['cached'] / 1e12:.2f}) = "
+          f"{recipe['total'] / full['total']:.3f} x the full recipe ({backbone_layers} layers trained, "
+          f"{FULL_RECIPE_EPOCHS} epochs: {full['total'] / 1e12:.2f} TFLOP)")
+    print(f"achieved in the train loop: {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.2f} x plain fp32 matmul "
           f"({peak / 1e9:.1f} GFLOP/s measured now)")
     test = metrics["test"]
-    print(f"test: issue macro-F1 {test.get('test_issues_macro_f1', float('nan')):.3f} (thresholds 0.5), "
+    print(f"test (Trainer, thresholds 0.5): issue macro-F1 {test.get('test_issues_macro_f1', float('nan')):.3f}, "
           f"stance macro-F1 {test.get('test_stance_macro_f1', float('nan')):.3f}")
+    report = run_dir / "report.json"
+    if report.is_file():
+        rep = json.loads(report.read_text())
+        for name, part in rep.get("extra", {}).items():
+            m = part["systems"]["model"]
+            print(f"{name}: issue macro-F1 {m['issues']['macro_f1']:.3f}, stance macro-F1 {m['stance']['macro_f1']:.3f}")
 
 
 if __name__ == "__main__":

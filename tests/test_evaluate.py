@@ -104,3 +104,53 @@ def test_worst_errors_show_one_record_per_group():
     groups = [next(r["group"] for r in records if r["id"] == e["id"]) for e in errors]
     assert len(groups) == len(set(groups)) == len({r["group"] for r in records})
     assert all(e["predicted"]["stance"] != e["gold"]["stance"] for e in errors)
+
+
+def _external_file(path, records):
+    """Records in the real-news dev set's fields (no origin/source/group; url and date extra)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps({"id": "x-" + r["id"], "text": r["text"] + " (reported)", "lang": r["lang"],
+                                 "issues": r["issues"], "stance": r["stance"], "url": "https://example.org/a",
+                                 "date": ""}, ensure_ascii=False) + "\n")
+    return path
+
+
+def test_extra_data_sections_in_report_plots_and_card(tiny_config, tmp_path, caplog):
+    from train.model_card import build_card
+
+    (tmp_path / "realnews").mkdir()
+    extra = _external_file(tmp_path / "realnews" / "dev.jsonl", synthetic_records()[:12])
+    tiny_config.eval.enabled = True
+    tiny_config.eval.baselines = ["majority"]
+    tiny_config.eval.extra_data = [str(extra), str(tmp_path / "missing" / "dev.jsonl")]
+    with caplog.at_level("WARNING"):
+        run_dir = train_main(tiny_config)
+    assert any("missing/dev.jsonl not found" in r.getMessage() for r in caplog.records)
+    report = json.loads((run_dir / "report.json").read_text())
+    assert list(report["extra"]) == ["realnews_dev"]
+    section = report["extra"]["realnews_dev"]
+    assert section["n"] == 12 and set(section["systems"]) == {"model", "majority"}
+    assert set(section["systems"]["model"]["by_origin"]) == {"external"}
+    # the section scores exactly its own records: stance support sums to 12
+    assert sum(v["support"] for v in section["systems"]["model"]["stance"]["per_label"].values()) == 12
+    assert (run_dir / "realnews_dev_stance_confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert section["calibration"]["before"]["stance"]["ece"] >= 0  # ECE before/after on every extra file
+    assert (run_dir / "realnews_dev_reliability.png").read_bytes()[:4] == b"\x89PNG"
+    md = (run_dir / "report.md").read_text()
+    assert "# Extra evaluation `realnews_dev`" in md and "Plot: `realnews_dev_reliability.png`" in md
+    card = str(build_card(run_dir))
+    assert "`realnews_dev` (12 paragraphs" in card
+
+
+def test_external_files_cannot_be_training_data(tmp_path, schema):
+    from train.data import DataError, validate_files
+
+    path = _external_file(tmp_path / "dev.jsonl", synthetic_records()[:2])
+    assert [r["origin"] for r in validate_files([path], schema, external=True)] == ["external", "external"]
+    with pytest.raises(DataError, match=r"dev.jsonl:1: missing field"):
+        validate_files([path], schema)
+    rec = {**synthetic_records()[0], "origin": "external", "source": None}
+    (tmp_path / "train.jsonl").write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train.jsonl:1: unknown origin 'external'"):
+        validate_files([tmp_path / "train.jsonl"], schema)

@@ -248,14 +248,14 @@ def write_reliability_diagram(section: dict[str, Any], path: Path, title: str = 
     return path
 
 
-def render_calibration_markdown(section: dict[str, Any], where: str = "") -> list[str]:
+def render_calibration_markdown(section: dict[str, Any], plot: str = "reliability.png") -> list[str]:
     """Markdown lines: ECE before/after per group, and the maps applied."""
     maps = ", ".join(f"{n} (a={p['scale']:.2f}, b={p['bias']:+.2f})" for n, p in section["issue_calibration"].items())
-    lines = [f"## Calibration{f' ({where})' if where else ''}", "",
+    lines = ["## Calibration", "",
              f"Stance temperature {section['stance_temperature']:.3f}; issue Platt maps: {maps or 'none'} "
              f"(fitted on validation, kept only where they lowered held-out NLL). ECE, {N_BINS} bins; "
              "stance: top-label confidence; issues: every (paragraph, issue) score, pooled. "
-             "Plot: `reliability.png`.", "",
+             f"Plot: `{plot}`.", "",
              "| group | ECE before | ECE after |", "|---|---|---|"]
     for group in ("stance", "issues"):
         lines.append(f"| {group} | {section['before'][group]['ece']:.3f} | {section['after'][group]['ece']:.3f} |")

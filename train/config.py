@@ -73,10 +73,39 @@ class ModelConfig:
         default=True, metadata={"help": "Freeze the (vocabulary-sized) embedding matrices."}
     )
     dropout: float | None = field(default=None, metadata={"help": "Classifier dropout; null keeps the backbone's."})
+    num_layers: int | None = field(
+        default=None,
+        metadata={"help": "Keep only the bottom N encoder layers (drop the top ones before fine-tuning; the "
+                          "checkpoint is a plain model with num_hidden_layers=N, faster at inference). null: all."},
+    )
+    pooling: Literal["first_token", "mean_layer"] = field(
+        default="first_token",
+        metadata={"help": "first_token: the standard head reads the first token's last state. mean_layer: append "
+                          "one encoder layer initialized so that its first-token output is the (layer-normed) mean "
+                          "of the states below it — the pooling e5 was trained for, as a plain BERT layer "
+                          "(num_hidden_layers + 1), trained with the head."},
+    )
+    text_prefix: str = field(
+        default="",
+        metadata={"help": "Text put before every input by the tokenizer itself (its post-processor template, saved "
+                          "in tokenizer.json, so pipeline() and infer add it too). e5 was trained with 'query: '."},
+    )
+    train_layers: int | None = field(
+        default=None,
+        metadata={"help": "Train only the top K encoder layers (+ pooler and classifier); the embeddings and "
+                          "lower layers stay frozen, and with train.cache_frozen_layers their output is computed "
+                          "once and reused every epoch. null: train every layer."},
+    )
 
     def __post_init__(self) -> None:
         if not self.backbone.strip():
             raise ConfigError("model.backbone is empty")
+        for key in ("num_layers", "train_layers"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"model.{key} must be >= 1 or null, got {value}")
+        if self.num_layers is not None and self.train_layers is not None and self.train_layers > self.num_layers:
+            raise ConfigError(f"model.train_layers ({self.train_layers}) exceeds model.num_layers ({self.num_layers})")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
@@ -142,6 +171,11 @@ class TrainConfig:
     )
     dataloader_num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (null: torch default)."})
+    cache_frozen_layers: bool = field(
+        default=True,
+        metadata={"help": "With model.train_layers: run the frozen lower layers once over every split and "
+                          "train the top layers on their cached output (same model, a fraction of the FLOPs)."},
+    )
 
     def __post_init__(self) -> None:
         positive = {
@@ -170,6 +204,13 @@ class EvalConfig:
     baselines: list[str] = field(
         default_factory=lambda: ["majority", "tfidf_logreg", "embeddings_logreg"],
         metadata={"help": "Baselines reported beside the model."},
+    )
+    extra_data: list[str] = field(
+        default_factory=list,
+        metadata={"help": "More labeled JSONL files every run also scores (model and baselines), each its own "
+                          "section of the report (e.g. ../shared/realnews/dev.jsonl). A missing file is "
+                          "skipped with a log line. Fields id, text, lang, issues, stance; origin, source and "
+                          "group are optional there (origin 'external', group = id)."},
     )
 
 

@@ -60,8 +60,23 @@ class DataSummary:
     stance_by_lang: dict[str, dict[str, int]]
 
 
-def validate_record(obj: Any, schema: LabelSchema, where: str) -> dict[str, Any]:
-    """Check one parsed line; return it unchanged or raise `DataError` prefixed with `where`."""
+EXTERNAL_ORIGIN = "external"  # origin given to records of evaluation files that carry none
+
+
+def as_external_record(obj: Any) -> Any:
+    """A record of an evaluation-only file (e.g. the real-news dev set: id, text, lang, issues, stance,
+    url, date) in this project's fields: origin `external`, source null, group = id; other fields dropped."""
+    if not isinstance(obj, dict):
+        return obj
+    rec = {f: obj[f] for f in ("id", "text", "lang", "issues", "stance") if f in obj}
+    rec.update(origin=EXTERNAL_ORIGIN, source=None, group=obj.get("group") or obj.get("id"))
+    return rec
+
+
+def validate_record(obj: Any, schema: LabelSchema, where: str, external: bool = False) -> dict[str, Any]:
+    """Check one parsed line; return it unchanged or raise `DataError` prefixed with `where`.
+
+    `external`: a record mapped by `as_external_record` (origin `external` is accepted only then)."""
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     missing = [f for f in FIELDS if f not in obj]
@@ -86,10 +101,14 @@ def validate_record(obj: Any, schema: LabelSchema, where: str) -> dict[str, Any]
         raise DataError(f"{where}: repeated issue label in {issues}")
     if obj["stance"] not in schema.stance:
         raise DataError(f"{where}: unknown stance label {obj['stance']!r}; the schema has {list(schema.stance)}")
-    if obj["origin"] not in ORIGINS:
+    if external and obj["origin"] == EXTERNAL_ORIGIN:
+        pass  # an evaluation-only record: no source rules
+    elif obj["origin"] not in ORIGINS:
         raise DataError(f"{where}: unknown origin {obj['origin']!r}; expected one of {list(ORIGINS)}")
     source = obj["source"]
-    if obj["origin"] == "authored":
+    if external and obj["origin"] == EXTERNAL_ORIGIN:
+        pass
+    elif obj["origin"] == "authored":
         if source is not None:
             raise DataError(f"{where}: authored records have source null, got {source!r}")
     elif obj["origin"] == "reviewed":
@@ -103,8 +122,11 @@ def validate_record(obj: Any, schema: LabelSchema, where: str) -> dict[str, Any]
     return obj
 
 
-def validate_files(files: Iterable[str | Path], schema: LabelSchema) -> list[dict[str, Any]]:
+def validate_files(files: Iterable[str | Path], schema: LabelSchema, external: bool = False) -> list[dict[str, Any]]:
     """Validate every line of every file; return the records in file order.
+
+    `external=True` reads evaluation-only files through `as_external_record` (no origin/source/group
+    needed, extra fields ignored); such records are never training data.
 
     Raises:
         DataError: `file:line: problem` for the first bad line (unknown label, missing field, duplicate
@@ -126,7 +148,8 @@ def validate_files(files: Iterable[str | Path], schema: LabelSchema) -> list[dic
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{where}: invalid JSON: {exc.msg}") from exc
-                rec = validate_record(obj, schema, where)
+                rec = (validate_record(as_external_record(obj), schema, where, external=True) if external
+                       else validate_record(obj, schema, where))
                 if rec["id"] in ids:
                     raise DataError(f"{where}: duplicate id {rec['id']!r} (first at {ids[rec['id']]})")
                 ids[rec["id"]] = where
@@ -142,8 +165,11 @@ def validate_files(files: Iterable[str | Path], schema: LabelSchema) -> list[dic
     return records
 
 
-def load_records(files: Iterable[str | Path], schema: LabelSchema):
+def load_records(files: Iterable[str | Path], schema: LabelSchema, external: bool = False):
     """Validate `files`, then load them with `datasets`' JSON builder into one `Dataset`.
+
+    With `external=True` (evaluation-only files, see `validate_files`) the validated, mapped records
+    are loaded with `Dataset.from_list` instead.
 
     Example:
         >>> ds = load_records(["data/labels/seed.jsonl"], LabelSchema.from_yaml("data/labels/schema.yaml"))
@@ -153,7 +179,7 @@ def load_records(files: Iterable[str | Path], schema: LabelSchema):
     import datasets
 
     files = [str(f) for f in files]
-    validate_files(files, schema)
+    records = validate_files(files, schema, external=external)
     features = datasets.Features(
         {
             "id": datasets.Value("string"),
@@ -166,6 +192,8 @@ def load_records(files: Iterable[str | Path], schema: LabelSchema):
             "group": datasets.Value("string"),
         }
     )
+    if external:
+        return datasets.Dataset.from_list(records, features=features)
     return datasets.load_dataset("json", data_files=files, features=features, split="train")
 
 

@@ -36,11 +36,55 @@ def _labels(records: Sequence[dict], schema: LabelSchema) -> np.ndarray:
     return np.array([encode_labels(r["issues"], r["stance"], schema) for r in records], dtype=np.float64)
 
 
+def section_name(path: str | Path) -> str:
+    """A report section name for an extra evaluation file: `../shared/realnews/dev.jsonl` -> `realnews_dev`."""
+    path = Path(path)
+    parent = path.parent.name
+    return f"{parent}_{path.stem}" if parent and parent not in (".", "..") else path.stem
+
+
+def existing_extra_files(files: Sequence[str]) -> list[str]:
+    """The `eval.extra_data` files that exist; each missing one gets a log line (users without shared/)."""
+    found = []
+    for f in files:
+        if Path(f).is_file():
+            found.append(f)
+        else:
+            logger.warning("eval.extra_data: %s not found, its section is skipped", f)
+    return found
+
+
+def _score_records(records: Sequence[dict], split: str, systems: dict, schema: LabelSchema, cfg_name: str,
+                   thresholds: dict[str, np.ndarray], clf: Classifier | None = None) -> dict[str, Any]:
+    """Score every system on `records`; with `clf` (the model), add the calibration section (ECE before/after)."""
+    texts = [r["text"] for r in records]
+    gold = _labels(records, schema)
+    langs = [r["lang"] for r in records]
+    origins = [r["origin"] for r in records]
+    logger.info("Scoring %d systems on %d %s records", len(systems), len(texts), split)
+    scores = {name: predict(texts) for name, predict in systems.items()}
+    report = {
+        "split": split,
+        "n": len(records),
+        "model": cfg_name,
+        # config.json's thresholds (on the raw sigmoid); the model is scored with the calibrated-score cuts
+        "thresholds": dict(zip(schema.issues, map(float, clf.raw_thresholds if clf else thresholds["model"]))),
+        "systems": {name: score_system(s, gold, schema, thresholds[name], langs, origins) for name, s in scores.items()},
+        "worst_errors": worst_errors(records, scores["model"], gold, schema, thresholds["model"]),
+    }
+    if clf is not None:
+        raw = clf.predict_scores(texts, calibrated=False) if not clf.calibration.is_identity else scores["model"]
+        report["calibration"] = calibration_report(raw, scores["model"], gold, schema, clf.calibration)
+    return report
+
+
 def build_report(run_dir: str | Path, split: str = "test", data_files: Sequence[str] | None = None,
-                 baselines: Sequence[str] | None = None, classifier: Classifier | None = None) -> dict[str, Any]:
+                 baselines: Sequence[str] | None = None, classifier: Classifier | None = None,
+                 extra_data: Sequence[str] = ()) -> dict[str, Any]:
     """Score the run's model and the baselines on one split (or on `data_files`) and return the report.
 
-    Baselines are fitted on the run's own train split, so every system sees the same training data.
+    Baselines are fitted once on the run's own train split, so every system sees the same training
+    data; each existing `extra_data` file is scored by the same systems into `report["extra"][name]`.
     """
     run_dir = Path(run_dir)
     cfg_path = run_dir / "train_config.yaml"
@@ -56,56 +100,48 @@ def build_report(run_dir: str | Path, split: str = "test", data_files: Sequence[
     by_id = {r["id"]: r for r in train_ds}
     train_records = [by_id[i] for i in ids["train"]]
     if data_files:
-        eval_records = list(load_records(data_files, schema))
+        eval_records = list(load_records(data_files, schema, external=True))
         split = "+".join(str(f) for f in data_files)
     else:
         missing = [i for i in ids[split] if i not in by_id]
         if missing:
             raise DataError(f"{len(missing)} {split} id(s) of the run are no longer in the data, e.g. {missing[:3]}")
         eval_records = [by_id[i] for i in ids[split]]
-    texts = [r["text"] for r in eval_records]
-    gold = _labels(eval_records, schema)
-    langs = [r["lang"] for r in eval_records]
-    origins = [r["origin"] for r in eval_records]
 
-    logger.info("Scoring the model on %d %s records", len(texts), split)
-    scores = {"model": clf.predict_scores(texts)}
-    raw = clf.predict_scores(texts, calibrated=False) if not clf.calibration.is_identity else scores["model"]
+    systems = {"model": clf.predict_scores}
     thresholds = {"model": clf.thresholds}
     names = cfg.eval.baselines if baselines is None else baselines
     for baseline in build_baselines(names, schema, cfg.model.backbone, seed=cfg.seed):
         logger.info("Fitting baseline %s on %d train records", baseline.name, len(train_records))
         baseline.fit([r["text"] for r in train_records], _labels(train_records, schema))
-        scores[baseline.name] = baseline.predict_scores(texts)
+        systems[baseline.name] = baseline.predict_scores
         thresholds[baseline.name] = np.full(len(schema.issues), 0.5)
-    return {
-        "split": split,
-        "n": len(eval_records),
-        "model": cfg.name,
-        "thresholds": dict(zip(schema.issues, map(float, clf.raw_thresholds))),  # config.json's, raw sigmoid
-        "systems": {name: score_system(s, gold, schema, thresholds[name], langs, origins) for name, s in scores.items()},
-        "worst_errors": worst_errors(eval_records, scores["model"], gold, schema, clf.thresholds),
-        "calibration": calibration_report(raw, scores["model"], gold, schema, clf.calibration),
-    }
+    report = _score_records(eval_records, split, systems, schema, cfg.name, thresholds, clf)
+    extra = {}
+    for path in existing_extra_files(extra_data):
+        extra[section_name(path)] = _score_records(list(load_records([path], schema, external=True)), str(path),
+                                                   systems, schema, cfg.name, thresholds, clf)
+    if extra:
+        report["extra"] = extra
+    return report
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", data_files: Sequence[str] | None = None,
-                 baselines: Sequence[str] | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
+                 baselines: Sequence[str] | None = None, out_dir: str | Path | None = None,
+                 extra_data: Sequence[str] = ()) -> dict[str, Any]:
     """Build the report and write report.json / report.md / plots to `out_dir` (default: the run dir).
 
     Example:
-        >>> report = evaluate_run("runs/default")  # doctest: +SKIP
-        >>> report["systems"]["model"]["stance"]["macro_f1"]  # doctest: +SKIP
+        >>> report = evaluate_run("runs/default", extra_data=["../shared/realnews/dev.jsonl"])  # doctest: +SKIP
+        >>> report["extra"]["realnews_dev"]["systems"]["model"]["stance"]["macro_f1"]  # doctest: +SKIP
     """
     clf = Classifier.from_pretrained(run_dir, route="fp32")
-    report = build_report(run_dir, split, data_files, baselines, classifier=clf)
+    report = build_report(run_dir, split, data_files, baselines, classifier=clf, extra_data=extra_data)
     write_report(report, clf.schema, out_dir or run_dir)
-    model = report["systems"]["model"]
-    for name, system in report["systems"].items():
-        logger.info("%-18s issue macro-F1 %.3f  stance macro-F1 %.3f", name,
-                    system["issues"]["macro_f1"], system["stance"]["macro_f1"])
-    logger.info("Model on %s: issue macro-F1 %.3f, stance macro-F1 %.3f", report["split"],
-                model["issues"]["macro_f1"], model["stance"]["macro_f1"])
+    for section, part in [(report["split"], report), *report.get("extra", {}).items()]:
+        for name, system in part["systems"].items():
+            logger.info("[%s] %-18s issue macro-F1 %.3f  stance macro-F1 %.3f", section, name,
+                        system["issues"]["macro_f1"], system["stance"]["macro_f1"])
     return report
 
 
@@ -113,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="run directory made by `python -m train`")
     parser.add_argument("--data", nargs="+", help="evaluate on every record of these labeled JSONL files")
+    parser.add_argument("--extra-data", nargs="*", default=None,
+                        help="also score these labeled files, each its own section (default: the run's eval.extra_data)")
     parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--baselines", nargs="*", help="subset of majority tfidf_logreg embeddings_logreg")
     parser.add_argument("--out", help="output directory (default: the run directory)")
@@ -126,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
 
             cross_validate(load_config(Path(args.model) / "train_config.yaml"), args.cv, args.out or args.model)
         else:
-            evaluate_run(args.model, args.split, args.data, args.baselines, args.out)
+            extra = args.extra_data
+            if extra is None:
+                extra = load_config(Path(args.model) / "train_config.yaml").eval.extra_data
+            evaluate_run(args.model, args.split, args.data, args.baselines, args.out, extra_data=extra)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
         logger.error("%s", exc)
         return 2

@@ -17,7 +17,8 @@ from torch import nn
 
 from infer.labels import LabelSchema
 from train.backbone import load_pretrained
-from train.config import LossConfig, ModelConfig
+from train.config import ConfigError, LossConfig, ModelConfig
+from train.layer_cache import encoder_layers, freeze_below, keep_bottom_layers
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = load_pretrained(cfg.backbone, AutoTokenizer)
+    if cfg.text_prefix:
+        add_template_prefix(tokenizer, cfg.text_prefix)
     extra = {"classifier_dropout": cfg.dropout} if cfg.dropout is not None else {}
     model = load_pretrained(
         cfg.backbone,
@@ -43,12 +46,104 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     )
     model.config.label_schema = schema.to_dict()
     model.config.issue_thresholds = {name: 0.5 for name in schema.issues}
+    if cfg.num_layers is not None:
+        keep_bottom_layers(model, cfg.num_layers)
+    backbone_layers = model.config.num_hidden_layers
+    if cfg.train_layers is not None and cfg.train_layers > backbone_layers:
+        raise ConfigError(f"model.train_layers={cfg.train_layers} but the backbone has {backbone_layers} layers")
+    if cfg.pooling == "mean_layer":
+        append_mean_pooling_layer(model)
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    if cfg.train_layers is not None:
+        freeze_below(model, first_trained_layer(model, cfg))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("Model %s: %.1fM parameters, %.1fM trainable", cfg.backbone, total / 1e6, trainable / 1e6)
     return model, tokenizer
+
+
+def add_template_prefix(tokenizer, prefix: str) -> None:
+    """Make the fast tokenizer put the tokens of `prefix` right after its first special token.
+
+    The prefix goes into the post-processor template (as one multi-id special piece), not into the
+    text, so it is part of the saved `tokenizer.json`: a plain `pipeline()`, `infer` and every window
+    of a long text get it, and truncation counts it. Only `TemplateProcessing` post-processors
+    (BERT, XLM-R, e5 tokenizers) are supported.
+    """
+    import json
+
+    backend = tokenizer.backend_tokenizer
+    state = json.loads(backend.to_str()).get("post_processor") or {}
+    if state.get("type") != "TemplateProcessing":
+        raise ConfigError(f"model.text_prefix needs a TemplateProcessing post-processor; this tokenizer has "
+                          f"{state.get('type')!r}")
+    # the text is tokenized on its own and starts a new word, so a trailing space would add a lone "▁"
+    ids = tokenizer(prefix.rstrip(), add_special_tokens=False)["input_ids"]
+    name = "[TEXT_PREFIX]"  # the piece's name in the template; its ids are the prefix's tokens
+    state["special_tokens"][name] = {"id": name, "ids": ids, "tokens": tokenizer.convert_ids_to_tokens(ids)}
+    for key in ("single", "pair"):
+        first = next(i for i, piece in enumerate(state[key]) if "SpecialToken" in piece)
+        state[key].insert(first + 1, {"SpecialToken": {"id": name, "type_id": 0}})
+    backend.post_processor = _template(state)
+
+
+def _template(state: dict):
+    """A `TemplateProcessing` from its serialized form (the `post_processor` entry of tokenizer.json)."""
+    from tokenizers import processors
+
+    def pieces(template):
+        return ["$" + p["Sequence"]["id"] + ":" + str(p["Sequence"]["type_id"]) if "Sequence" in p
+                else p["SpecialToken"]["id"] + ":" + str(p["SpecialToken"]["type_id"]) for p in template]
+
+    return processors.TemplateProcessing(
+        single=pieces(state["single"]), pair=pieces(state["pair"]),
+        special_tokens=[{"id": k, "ids": v["ids"], "tokens": v["tokens"]} for k, v in state["special_tokens"].items()],
+    )
+
+
+def first_trained_layer(model, cfg: ModelConfig) -> int:
+    """Index of the lowest encoder layer that `model.train_layers` trains (0 when all are trained).
+
+    `train_layers` counts the backbone's own layers; the appended mean-pooling layer is always trained."""
+    if cfg.train_layers is None:
+        return 0
+    extra = 1 if cfg.pooling == "mean_layer" else 0
+    return model.config.num_hidden_layers - extra - cfg.train_layers
+
+
+@torch.no_grad()
+def append_mean_pooling_layer(model, scale: float = 8.0) -> None:
+    """Append an encoder layer whose first-token output is LayerNorm(mean of the states below it).
+
+    multilingual-e5 puts a text's meaning in the mean of its last hidden states, while the standard
+    head reads the first token. This layer is a plain copy of the top layer with: query = 0 (every
+    attention score equal, so each head averages the unmasked positions), value = identity, attention
+    output = `scale` x identity (the mean outweighs the token's own state in the residual sum, and
+    LayerNorm removes the scale), and a zero feed-forward output (the FFN starts as a no-op, but its
+    input weights are kept so it can learn). So the checkpoint stays a plain model with
+    `num_hidden_layers + 1` layers that `AutoModelForSequenceClassification` and `pipeline()` load, and
+    the head starts from the pooling e5 was trained for; all of the layer is then trained.
+    """
+    import copy
+
+    layers = encoder_layers(model)
+    layer = copy.deepcopy(layers[-1])
+    attn = layer.attention
+    eye = torch.eye(model.config.hidden_size)
+    attn.self.query.weight.zero_()
+    attn.self.query.bias.zero_()
+    attn.self.value.weight.copy_(eye)
+    attn.self.value.bias.zero_()
+    attn.output.dense.weight.copy_(scale * eye)
+    attn.output.dense.bias.zero_()
+    for norm in (attn.output.LayerNorm, layer.output.LayerNorm):
+        norm.weight.fill_(1.0)
+        norm.bias.zero_()
+    layer.output.dense.weight.zero_()
+    layer.output.dense.bias.zero_()
+    layers.append(layer)
+    model.config.num_hidden_layers = len(layers)
 
 
 class IssueStanceLoss(nn.Module):

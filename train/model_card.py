@@ -93,7 +93,15 @@ By language (model; issue macro-F1 / stance macro-F1):
 {% endfor %}
 The test paragraphs are translations of the same few articles and team-written paragraphs, so
 these figures are optimistic for news from other outlets; per-language rows with few paragraphs are noisy.
+{% for sec in extra_sections %}
+### Beyond the project's own data: `{{ sec.name }}` ({{ sec.n }} paragraphs, `{{ sec.split }}`)
 
+Scored by the same systems (baselines fitted on the same train split); never trained on.
+
+| system | issue macro-F1 | stance macro-F1 | {{ sec.stance_header }} |
+|---|---|---|---|
+{% for row in sec.rows %}| {{ row.name }} | {{ row.issues }} | {{ row.stance }} | {{ row.per_class }} |
+{% endfor %}{% endfor %}
 ## Intended use and limitations
 
 - Intended for tagging and counting news paragraphs about the 2021–22 security-guarantee talks
@@ -112,7 +120,9 @@ these figures are optimistic for news from other outlets; per-language rows with
 
 Config (`train_config.yaml` in this repository): backbone `{{ backbone }}`, {{ epochs }} epochs max with
 early stopping on validation macro-F1, batch size {{ batch_size }}, learning rate {{ learning_rate }}{% if head_learning_rate %} (new head: {{ head_learning_rate }}){% endif %},
-embeddings frozen: {{ freeze }}. Loss: BCE on issues + cross-entropy on stance{% if cls_alignment_weight %}
+embeddings frozen: {{ freeze }}{% if train_layers %}; only the top {{ train_layers }} encoder layers{% if mean_layer %}
+(plus an appended mean-pooling layer){% endif %} and the head are trained, on cached states of the frozen layers below{% elif mean_layer %};
+an appended encoder layer initialized to mean-pool the states below feeds the head{% endif %}. Loss: BCE on issues + cross-entropy on stance{% if cls_alignment_weight %}
 + {{ cls_alignment_weight }} × (1 − cosine) between the first-token state and the frozen backbone's mean-pooled
 embedding of the same text (training only; the checkpoint is a standard `BertForSequenceClassification`){% endif %}.
 Reproduce: `python -m train --config configs/default.yaml`.
@@ -151,6 +161,21 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         EvalResult(metric_type="f1", metric_name="stance macro-F1", metric_value=round(model["stance"]["macro_f1"], 4), **dataset),
         EvalResult(metric_type="accuracy", metric_name="stance accuracy", metric_value=round(model["stance"]["accuracy"], 4), **dataset),
     ]
+    extra_sections = []
+    for sec_name, part in report.get("extra", {}).items():
+        extra_sections.append({
+            "name": sec_name, "n": part["n"], "split": part["split"],
+            "stance_header": " / ".join(f"{c} F1" for c in schema.stance),
+            "rows": [{"name": n, "issues": _fmt(s["issues"]["macro_f1"]), "stance": _fmt(s["stance"]["macro_f1"]),
+                      "per_class": " / ".join(_fmt(s["stance"]["per_label"][c]["f1"]) for c in schema.stance)}
+                     for n, s in part["systems"].items()],
+        })
+        m = part["systems"]["model"]
+        extra_data = {**dataset, "dataset_name": sec_name, "dataset_split": part["split"]}
+        eval_results += [
+            EvalResult(metric_type="f1", metric_name="issue macro-F1", metric_value=round(m["issues"]["macro_f1"], 4), **extra_data),
+            EvalResult(metric_type="f1", metric_name="stance macro-F1", metric_value=round(m["stance"]["macro_f1"], 4), **extra_data),
+        ]
     card_data = ModelCardData(
         model_name=name,
         language=sorted(summary.by_lang),
@@ -192,4 +217,6 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
         learning_rate=cfg.train.learning_rate, head_learning_rate=cfg.train.head_learning_rate,
         freeze=cfg.model.freeze_embeddings, cls_alignment_weight=cfg.loss.cls_alignment_weight,
+        train_layers=cfg.model.train_layers, mean_layer=cfg.model.pooling == "mean_layer",
+        extra_sections=extra_sections,
     )

@@ -10,7 +10,8 @@
                         "by_origin": {ORIGIN: {...same...}}}},
      "worst_errors": [{"id", "lang", "text", "gold": {...}, "predicted": {...}, "cost"}],
      "calibration": {"stance_temperature", "issue_calibration", "before"|"after": {"stance"|"issues":
-                     {"ece", "reliability": {"count", "confidence", "frequency"}}}}}  (see train.calibrate)
+                     {"ece", "reliability": {"count", "confidence", "frequency"}}}},  (see train.calibrate)
+     "extra": {SECTION: {"split": file, "n", "systems", "worst_errors", "calibration"}}}   (one per `eval.extra_data` file)
 with NAME in `model`, `majority`, `tfidf_logreg`, `embeddings_logreg` (those that were run).
 """
 
@@ -89,9 +90,17 @@ def _table(header: Sequence[str], rows: list[str]) -> list[str]:
 
 
 def render_markdown(report: dict[str, Any], schema: LabelSchema) -> str:
+    """The main section, then one section per extra evaluation file (`report["extra"]`)."""
+    text = _render_section(report, schema, f"# Evaluation report: {report['model']}")
+    for name, section in report.get("extra", {}).items():
+        text += "\n" + _render_section(section, schema, f"# Extra evaluation `{name}`: {report['model']}", f"{name}_")
+    return text
+
+
+def _render_section(report: dict[str, Any], schema: LabelSchema, title: str, prefix: str = "") -> str:
     systems = report["systems"]
     names = list(systems)
-    lines = [f"# Evaluation report: {report['model']}", "",
+    lines = [title, "",
              f"Split `{report['split']}`, {report['n']} records. Issue thresholds: model's validation-tuned "
              "ones; baselines use 0.5.", "", "## Systems side by side", ""]
     lines += _table(["system", "issue micro-F1", "issue macro-F1", "subset acc.", "stance acc.", "stance macro-F1"],
@@ -123,7 +132,7 @@ def render_markdown(report: dict[str, Any], schema: LabelSchema) -> str:
     if "calibration" in report:
         from train.calibrate import render_calibration_markdown
 
-        lines += render_calibration_markdown(report["calibration"])
+        lines += render_calibration_markdown(report["calibration"], plot=f"{prefix}reliability.png")
     lines += ["## Worst errors of the model", ""]
     for e in report.get("worst_errors", []):
         text = " ".join(e["text"].split())
@@ -133,8 +142,8 @@ def render_markdown(report: dict[str, Any], schema: LabelSchema) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path) -> list[Path]:
-    """stance_confusion.png, issue_f1_by_system.png, macro_f1_by_language.png."""
+def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path, prefix: str = "") -> list[Path]:
+    """stance_confusion.png, issue_f1_by_system.png, macro_f1_by_language.png (each name after `prefix`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,7 +164,7 @@ def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path) -> l
         ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
     ax.set_title("Stance confusion matrix")
     fig.tight_layout()
-    paths.append(out_dir / "stance_confusion.png")
+    paths.append(out_dir / f"{prefix}stance_confusion.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
@@ -174,13 +183,13 @@ def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path) -> l
         ax.set_title(title)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        paths.append(out_dir / fname)
+        paths.append(out_dir / f"{prefix}{fname}")
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     if "calibration" in report:
         from train.calibrate import write_reliability_diagram
 
-        paths.append(write_reliability_diagram(report["calibration"], out_dir / "reliability.png"))
+        paths.append(write_reliability_diagram(report["calibration"], out_dir / f"{prefix}reliability.png"))
     return paths
 
 
@@ -193,6 +202,8 @@ def write_report(report: dict[str, Any], schema: LabelSchema, out_dir: str | Pat
         (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(report, schema), encoding="utf-8")
         write_plots(report, schema, tmp)
+        for name, section in report.get("extra", {}).items():
+            write_plots(section, schema, tmp, prefix=f"{name}_")
         for path in tmp.iterdir():
             os.replace(path, out_dir / path.name)
     finally:

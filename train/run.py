@@ -27,11 +27,12 @@ from infer.labels import LabelSchema
 from train.calibrate import fit_calibration
 from train.config import Config
 from train.data import load_records, split_records, tokenize_splits
-from train.embeddings import add_alignment_targets
+from train.embeddings import ALIGNMENT_COLUMN, add_alignment_targets
 from train.evaluate import evaluate_run
-from train.model import build_model
+from train.layer_cache import cached_training_inputs, unwrap
+from train.model import build_model, first_trained_layer
 from train.thresholds import tune_thresholds
-from train.trainer import build_trainer
+from train.trainer import build_trainer, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,13 @@ def main(cfg: Config, resume: bool = False) -> Path:
                     len(encoded["train"]))
         encoded["train"] = add_alignment_targets(encoded["train"], cfg.model.backbone, cfg.data.max_length)
 
+    trainable, collator = model, None
+    if cfg.model.train_layers is not None and cfg.train.cache_frozen_layers:
+        start = first_trained_layer(model, cfg.model)
+        trainable, collator, encoded = cached_training_inputs(
+            model, encoded, start, autocast=resolve_precision(cfg.train.precision) == "bf16",
+            passthrough=[ALIGNMENT_COLUMN] if cfg.loss.cls_alignment_weight > 0 else [])
+
     # 3. train
     checkpoint = None
     if resume:
@@ -102,7 +110,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
             logger.warning("--resume: no checkpoint in %s, starting from scratch", work_dir)
         else:
             logger.info("Resuming from %s", checkpoint)
-    trainer = build_trainer(cfg, model, tokenizer, encoded, schema, work_dir)
+    trainer = build_trainer(cfg, trainable, tokenizer, encoded, schema, work_dir, data_collator=collator)
     logger.info("Processes: %d (device %s)", trainer.args.world_size, trainer.args.device)
     if checkpoint is None and trainer.is_world_process_zero() and work_dir.exists():
         shutil.rmtree(work_dir)
@@ -117,7 +125,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
     logger.info("Issue thresholds (validation-tuned): %s", trainer.model.config.issue_thresholds)
     # calibration from the same validation logits; thresholds stay on the raw sigmoid (infer maps them)
     calibration, calibration_info = fit_calibration(val.predictions, val.label_ids, schema,
-                                                    groups=encoded["validation"]["group"])
+                                                    groups=splits["validation"]["group"])
     trainer.model.config.update(calibration.to_config())
     test = trainer.predict(encoded["test"], metric_key_prefix="test")
 
@@ -128,7 +136,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
     staging = work_dir / "final"
     if staging.exists():
         shutil.rmtree(staging)
-    trainer.save_model(str(staging))
+    unwrap(trainer.model).save_pretrained(str(staging))  # the whole plain model, also after top-layer training
+    tokenizer.save_pretrained(str(staging))
     (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the resolved YAML config replaces it
     cfg.save(staging / "train_config.yaml")
     shutil.copy(cfg.data.schema, staging / "label_schema.yaml")
@@ -145,10 +154,10 @@ def main(cfg: Config, resume: bool = False) -> Path:
         "wall_seconds": round(time.time() - started, 1),
     }
     (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
-    del trainer, model  # the evaluation reloads the saved checkpoint: free the training copy and optimizer first
+    del trainer, model, trainable, collator  # the evaluation reloads the saved checkpoint: free the training copy and optimizer first
     gc.collect()
     if cfg.eval.enabled:
-        evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines)
+        evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines, extra_data=cfg.eval.extra_data)
     _publish_atomically(staging, run_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     if cfg.hub.push:

@@ -36,7 +36,9 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
-def training_arguments(cfg: Config, output_dir: str | Path):
+def training_arguments(cfg: Config, output_dir: str | Path, cached_states: bool = False):
+    """`TrainingArguments` from the typed config; `cached_states`: batches come from
+    `train.layer_cache.CachedStatesCollator`, which needs the `cache_index` column kept."""
     from transformers import TrainingArguments
 
     t = cfg.train
@@ -73,6 +75,7 @@ def training_arguments(cfg: Config, output_dir: str | Path):
         # torchrun / accelerate set WORLD_SIZE; on CPU the only DDP backend is gloo
         ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
         report_to="none",
+        remove_unused_columns=not cached_states,
     )
 
 
@@ -151,10 +154,13 @@ def compute_metrics_fn(schema: LabelSchema):
     return compute_metrics
 
 
-def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, output_dir: str | Path):
+def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, output_dir: str | Path,
+                  data_collator=None):
+    """The configured `IssueStanceTrainer`. With `data_collator` (a `CachedStatesCollator`), `model` is the
+    `TopLayers` wrapper and `splits` carry `cache_index` instead of token ids."""
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
 
-    args = training_arguments(cfg, output_dir)
+    args = training_arguments(cfg, output_dir, cached_states=data_collator is not None)
     loss = IssueStanceLoss(schema, cfg.loss, np.asarray(splits["train"]["labels"]))
     callbacks = []
     if cfg.train.early_stopping_patience > 0:
@@ -165,7 +171,7 @@ def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, ou
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
+        data_collator=data_collator or DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
         compute_metrics=compute_metrics_fn(schema),
         compute_loss_func=loss,
         callbacks=callbacks,

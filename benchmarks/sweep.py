@@ -1,0 +1,174 @@
+"""Train a list of recipes over several seeds and print one table (mean ± std over seeds).
+
+    python benchmarks/sweep.py --seeds 1 2 3 \
+        --recipe "full=" \
+        --recipe "top4=model.train_layers=4 train.epochs=6" \
+        [--config configs/default.yaml] [--set key=value ...] [--out runs/sweep]
+
+A recipe is `NAME=OVERRIDES` (space-separated `key=value` config overrides; empty: the config as is).
+The seed sets the split, the initialization and the data order, so the spread covers split noise too.
+Each training runs in its own process (`python -m train`), so its wall time and peak RSS are its own.
+Every run scores its own test split and each `eval.extra_data` file (the real-news dev set in the
+default config); the `embeddings_logreg` baseline (logistic regression on the frozen backbone's
+mean-pooled features, fitted on the same train split) is scored in the runs of the first recipe.
+
+Prints a Markdown table: own-test and each extra section's issue/stance macro-F1, per-class stance
+F1 of the first extra section, wall time and peak RSS; writes it with every run's figures to
+`<out>/sweep.json` and `<out>/sweep.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger("sweep")
+BASELINE = "embeddings_logreg"
+
+
+def parse_recipe(text: str) -> tuple[str, list[str]]:
+    """`"top4=model.train_layers=4 train.epochs=6"` -> ("top4", ["model.train_layers=4", "train.epochs=6"])."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"--recipe expects NAME=OVERRIDES, got {text!r}")
+    return name.strip(), shlex.split(rest)
+
+
+def run_training(config: str, overrides: list[str], log_path: Path) -> tuple[float, float, int]:
+    """`python -m train` in a child process; returns (wall seconds, peak RSS MiB, exit code)."""
+    cmd = [sys.executable, "-m", "train", "--config", config]
+    for item in overrides:
+        cmd += ["--set", item]
+    start = time.perf_counter()
+    with log_path.open("w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
+
+
+def run_in_process(config: str, overrides: list[str]) -> tuple[float, float, int]:
+    """The same training through `train.run.main` in this process (no start-up cost; for small models and
+    tests). Peak RSS is this process's, reset before the run where the kernel allows it."""
+    from benchmarks.common import peak_rss_mib, reset_peak_rss
+    from train.config import load_config
+    from train.run import main as train_main
+
+    reset_peak_rss()
+    start = time.perf_counter()
+    train_main(load_config(config, overrides))
+    return time.perf_counter() - start, peak_rss_mib(), 0
+
+
+def figures(report: dict[str, Any], system: str) -> dict[str, float]:
+    """Headline figures of one system in each section of a run's report.json."""
+    out: dict[str, float] = {}
+    for section, part in [("test", report), *report.get("extra", {}).items()]:
+        if system not in part["systems"]:
+            continue
+        s = part["systems"][system]
+        out[f"{section}.issues"] = s["issues"]["macro_f1"]
+        out[f"{section}.stance"] = s["stance"]["macro_f1"]
+        for label, entry in s["stance"]["per_label"].items():
+            out[f"{section}.stance.{label}"] = entry["f1"]
+    return out
+
+
+def aggregate(rows: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    keys = sorted({k for r in rows for k in r})
+    return {k: (float(np.mean([r[k] for r in rows if k in r])), float(np.std([r[k] for r in rows if k in r])))
+            for k in keys}
+
+
+def render(results: dict[str, dict[str, Any]], seeds: list[int]) -> str:
+    """One Markdown table row per recipe (and for the frozen-feature baseline)."""
+    first = next(iter(results.values()))["mean"]
+    extra = sorted({k.split(".")[0] for k in first if not k.startswith(("test.", "wall", "rss"))})
+    classes = sorted({k.split(".")[-1] for k in first if extra and k.startswith(f"{extra[0]}.stance.")})
+    header = ["recipe", "test issues", "test stance"]
+    for section in extra:
+        header += [f"{section} issues", f"{section} stance"]
+    header += [f"{extra[0]} {c}" for c in classes] if extra else []
+    header += ["wall s", "peak RSS MiB"]
+    lines = [f"Mean ± std over seeds {seeds}.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def cell(agg: dict[str, tuple[float, float]], key: str, fmt: str = ".3f") -> str:
+        if key not in agg:
+            return "—"
+        mean, std = agg[key]
+        return f"{mean:{fmt}} ± {std:{fmt}}"
+
+    for name, entry in results.items():
+        agg = entry["mean"]
+        cells = [name, cell(agg, "test.issues"), cell(agg, "test.stance")]
+        for section in extra:
+            cells += [cell(agg, f"{section}.issues"), cell(agg, f"{section}.stance")]
+        cells += [cell(agg, f"{extra[0]}.stance.{c}") for c in classes] if extra else []
+        cells += [cell(agg, "wall", ".0f"), cell(agg, "rss", ".0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="configs/default.yaml")
+    p.add_argument("--recipe", action="append", required=True, help="NAME=OVERRIDES (repeatable)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="override for every recipe")
+    p.add_argument("--out", default="runs/sweep")
+    p.add_argument("--keep-runs", action="store_true", help="keep each run's checkpoint (default: report only)")
+    p.add_argument("--in-process", action="store_true",
+                   help="train in this process instead of one `python -m train` per run (tiny models, tests)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    recipes = [parse_recipe(r) for r in args.recipe]
+    results: dict[str, dict[str, Any]] = {}
+    baseline_rows: list[dict[str, float]] = []
+    for i, (name, overrides) in enumerate(recipes):
+        rows = []
+        for seed in args.seeds:
+            run_dir = out / f"{name}-s{seed}"
+            baselines = f"[{BASELINE}]" if i == 0 else "[]"
+            sets = [*args.overrides, *overrides, f"seed={seed}", f"output_dir={run_dir}", "name=" + name,
+                    "eval.enabled=true", f"eval.baselines={baselines}", "hub.push=false"]
+            if args.in_process:
+                wall, rss, code = run_in_process(args.config, sets)
+            else:
+                wall, rss, code = run_training(args.config, sets, out / f"{name}-s{seed}.log")
+            if code != 0:
+                raise SystemExit(f"recipe {name!r} seed {seed} failed (exit {code}); see {out / f'{name}-s{seed}.log'}")
+            report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+            row = {**figures(report, "model"), "wall": wall, "rss": rss}
+            rows.append(row)
+            if i == 0:
+                baseline_rows.append(figures(report, BASELINE))
+            logger.info("%s seed %d: %s", name, seed, {k: round(v, 3) for k, v in row.items() if k.count(".") <= 1})
+            if not args.keep_runs:
+                for f in run_dir.glob("*.safetensors"):
+                    f.unlink()
+        results[name] = {"overrides": overrides, "runs": rows, "mean": aggregate(rows)}
+    if baseline_rows and baseline_rows[0]:
+        results[f"{BASELINE} (frozen features)"] = {"overrides": [], "runs": baseline_rows,
+                                                    "mean": aggregate(baseline_rows)}
+    table = render(results, args.seeds)
+    cmd = "python benchmarks/sweep.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    (out / "sweep.md").write_text(f"`{cmd}`\n\n{table}", encoding="utf-8")
+    (out / "sweep.json").write_text(json.dumps({"seeds": args.seeds, "results": results}, indent=2), encoding="utf-8")
+    print(table)
+    return results
+
+
+if __name__ == "__main__":
+    main()

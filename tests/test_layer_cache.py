@@ -1,0 +1,132 @@
+"""Top-layer training on cached states: same logits as the full model, plain checkpoints, FLOP counts."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from train.config import ConfigError, ModelConfig, load_config
+from train.data import tokenize_splits
+from train.layer_cache import (INDEX_COLUMN, CachedStatesCollator, TopLayers, cached_training_inputs, cache_states,
+                               training_flops)
+from train.model import build_model, first_trained_layer
+
+
+def _tiny_model(tiny_backbone, schema, **kwargs):
+    model, tok = build_model(ModelConfig(backbone=str(tiny_backbone), **kwargs), schema)
+    return model.eval(), tok
+
+
+def _encoded(tok, schema, texts):
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"text": texts, "issues": [["expansion"]] * len(texts),
+                                     "stance": ["favor"] * len(texts)})
+    return tokenize_splits(datasets.DatasetDict({"train": ds}), tok, schema, max_length=64)["train"]
+
+
+TEXTS = ["NATO expansion talks in Geneva", "Russia missiles", "China Beijing Moscow guarantees sanctions drills border",
+         "troops"]
+
+
+def test_top_layers_on_cached_states_equal_the_full_model(tiny_backbone, schema):
+    model, tok = _tiny_model(tiny_backbone, schema)
+    split = _encoded(tok, schema, TEXTS)
+    store = cache_states(model, split, start_layer=1, dtype=torch.float32)
+    assert [s.shape[0] for s in store] == split["length"]  # padding cut off again
+    batch = CachedStatesCollator(store)([{INDEX_COLUMN: i, "labels": split[i]["labels"]} for i in range(len(TEXTS))])
+    with torch.no_grad():
+        cached = TopLayers(model, start_layer=1)(**batch).logits
+        enc = tok(TEXTS, padding=True, return_tensors="pt")
+        full = model(**enc).logits
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-4)
+
+
+def test_train_layers_freezes_the_rest_and_counts_the_pooling_layer(tiny_backbone, schema):
+    cfg = ModelConfig(backbone=str(tiny_backbone), train_layers=1, pooling="mean_layer")
+    model, _ = build_model(cfg, schema)
+    assert model.config.num_hidden_layers == 3  # 2 backbone layers + the pooling layer
+    assert first_trained_layer(model, cfg) == 1
+    layers = model.bert.encoder.layer
+    assert not any(p.requires_grad for p in layers[0].parameters())
+    assert all(p.requires_grad for layer in layers[1:] for p in layer.parameters())
+    assert not any(p.requires_grad for p in model.bert.embeddings.parameters())
+    assert model.classifier.weight.requires_grad
+
+
+def test_mean_pooling_layer_outputs_the_mean_of_the_states_below(tiny_backbone, schema):
+    model, tok = _tiny_model(tiny_backbone, schema, pooling="mean_layer")
+    enc = tok(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.bert(**enc, output_hidden_states=True).hidden_states
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    mean = (hidden[-2] * mask).sum(1) / mask.sum(1)  # padding excluded
+    expected = torch.nn.functional.layer_norm(mean, mean.shape[-1:])
+    cos = torch.nn.functional.cosine_similarity(hidden[-1][:, 0], expected)
+    assert cos.min() > 0.98
+    # the first token alone does not explain it: its own state points elsewhere
+    assert torch.nn.functional.cosine_similarity(hidden[-2][:, 0], expected).min() < cos.min()
+
+
+def test_num_layers_drops_top_layers_and_validates(tiny_backbone, schema):
+    model, _ = _tiny_model(tiny_backbone, schema, num_layers=1)
+    assert model.config.num_hidden_layers == 1 and len(model.bert.encoder.layer) == 1
+    with pytest.raises(ConfigError, match="model.train_layers"):
+        build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=5), schema)
+    with pytest.raises(ConfigError, match="model.train_layers .* exceeds model.num_layers"):
+        load_config(None, ["model.num_layers=2", "model.train_layers=3"])
+
+
+def test_cached_inputs_share_one_store_across_splits(tiny_backbone, schema):
+    import datasets
+
+    model, tok = _tiny_model(tiny_backbone, schema)
+    split = _encoded(tok, schema, TEXTS)
+    top, collator, out = cached_training_inputs(model, datasets.DatasetDict({"train": split, "validation": split}), 1)
+    assert out["train"][INDEX_COLUMN] == [0, 1, 2, 3] and out["validation"][INDEX_COLUMN] == [4, 5, 6, 7]
+    assert set(out["train"].column_names) == {"labels", "length", INDEX_COLUMN}
+    batch = collator([out["validation"][0], out["validation"][2]])
+    assert batch["hidden_states"].shape[1] % 8 == 0 and batch["attention_mask"].sum(1).tolist() == [
+        split["length"][0], split["length"][2]]
+
+
+def test_cached_training_run_saves_a_plain_full_checkpoint(tiny_config):
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    from train.run import main
+
+    tiny_config.model.train_layers = 1
+    tiny_config.model.pooling = "mean_layer"
+    run_dir = main(tiny_config)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["num_hidden_layers"] == 3 and config["architectures"] == ["BertForSequenceClassification"]
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir)
+    assert len(model.bert.encoder.layer) == 3
+    scores = pipeline("text-classification", model=str(run_dir), top_k=None)(["NATO expansion"])[0]
+    assert sorted(s["label"] for s in scores) == sorted(config["id2label"].values())
+
+
+def test_training_flops_counts_trained_and_cached_layers():
+    f = training_flops(non_embedding_per_layer=10, layers_trained=4, layers_cached=8, tokens_per_epoch=100, epochs=3,
+                       cached_passes=2)
+    assert f["trained"] == 6 * 10 * 4 * 100 * 3
+    assert f["cached"] == 2 * 10 * 8 * 100 * 2
+    assert f["total"] == f["trained"] + f["cached"]
+    assert np.isclose(f["total"], 72000 + 32000)
+
+
+def test_text_prefix_lives_in_the_saved_tokenizer(tiny_backbone, schema, tmp_path):
+    from transformers import AutoTokenizer
+
+    _, plain = _tiny_model(tiny_backbone, schema)
+    _, tok = _tiny_model(tiny_backbone, schema, text_prefix="Geneva talks: ")
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    for text in TEXTS:
+        expected = plain("Geneva talks: " + text)["input_ids"]
+        assert tok(text)["input_ids"] == expected and loaded(text)["input_ids"] == expected
+    windows = loaded(["NATO " * 80], truncation=True, max_length=16, stride=4, return_overflowing_tokens=True)
+    prefix_ids = plain("Geneva talks:", add_special_tokens=False)["input_ids"]
+    assert len(windows["input_ids"]) > 1
+    assert all(w[1:1 + len(prefix_ids)] == prefix_ids and len(w) <= 16 for w in windows["input_ids"])

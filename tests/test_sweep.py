@@ -1,0 +1,53 @@
+"""benchmarks/sweep.py on a tiny model: 2 recipes x 2 seeds, one table of mean ± std."""
+
+import json
+
+import pytest
+import yaml
+
+from benchmarks.sweep import aggregate, main as sweep_main, parse_recipe
+from synthetic_data import SCHEMA_PATH
+
+
+def test_parse_recipe_and_aggregate():
+    assert parse_recipe("top2=model.train_layers=2 train.epochs=3") == ("top2", ["model.train_layers=2", "train.epochs=3"])
+    assert parse_recipe("plain=") == ("plain", [])
+    with pytest.raises(ValueError, match="NAME=OVERRIDES"):
+        parse_recipe("no-equals-sign")
+    agg = aggregate([{"test.stance": 0.5}, {"test.stance": 0.7}])
+    assert agg["test.stance"] == pytest.approx((0.6, 0.1))
+
+
+def test_sweep_child_process_reports_wall_rss_and_failure(tmp_path):
+    from benchmarks.sweep import run_training
+
+    wall, rss, code = run_training("no-such-config.yaml", [], tmp_path / "log.txt")
+    assert code != 0 and wall > 0 and rss > 0
+    assert "Config file not found" in (tmp_path / "log.txt").read_text()
+
+
+def test_sweep_runs_recipes_over_seeds(tmp_path, data_file, tiny_backbone, capsys):
+    (tmp_path / "realnews").mkdir()
+    extra = tmp_path / "realnews" / "dev.jsonl"
+    extra.write_text(data_file.read_text(encoding="utf-8"), encoding="utf-8")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"files": [str(data_file)], "schema": str(SCHEMA_PATH), "val_size": 0.2, "test_size": 0.2,
+                 "max_length": 32},
+        "model": {"backbone": str(tiny_backbone)},
+        "train": {"epochs": 1, "batch_size": 16, "precision": "fp32", "threads": 1},
+        "eval": {"extra_data": [str(extra)]},
+    }))
+    results = sweep_main(["--config", str(config), "--seeds", "1", "2", "--out", str(tmp_path / "sweep"),
+                          "--recipe", "all=", "--recipe", "top1=model.train_layers=1", "--in-process"])
+    assert list(results) == ["all", "top1", "embeddings_logreg (frozen features)"]
+    for name in ("all", "top1"):
+        runs = results[name]["runs"]
+        assert len(runs) == 2 and all(r["wall"] > 0 and r["rss"] > 0 for r in runs)
+        mean, std = results[name]["mean"]["realnews_dev.stance"]
+        assert 0 <= mean <= 1 and std >= 0
+    table = capsys.readouterr().out
+    assert "| top1 |" in table and " ± " in table and "realnews_dev stance" in table
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert saved["seeds"] == [1, 2]
+    assert (tmp_path / "sweep" / "sweep.md").read_text().startswith("`python benchmarks/sweep.py")
