@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             extra = args.extra_data
             if extra is None:
-                extra = load_config(Path(args.model) / "train_config.yaml").eval.extra_data
+                run_cfg = Path(args.model) / "train_config.yaml"  # absent: evaluate_run says what the directory lacks
+                extra = load_config(run_cfg).eval.extra_data if run_cfg.is_file() else []
             evaluate_run(args.model, args.split, args.data, args.baselines, args.out, extra_data=extra)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
         logger.error("%s", exc)
