@@ -43,13 +43,14 @@ def load(model: str | None = None, *, device: str | None = None, route: str = "a
 
 
 @overload
-def classify(texts: str, model: str | None = None, *, batch_size: int = 32, device: str | None = None) -> Prediction: ...
+def classify(texts: str, model: str | None = None, *, batch_size: int = 32, device: str | None = None,
+             explain: bool = False) -> Prediction: ...
 @overload
 def classify(texts: Sequence[str], model: str | None = None, *, batch_size: int = 32,
-             device: str | None = None) -> list[Prediction]: ...
+             device: str | None = None, explain: bool = False) -> list[Prediction]: ...
 
 
-def classify(texts, model=None, *, batch_size=32, device=None):
+def classify(texts, model=None, *, batch_size=32, device=None, explain=False):
     """Tag a text (returns one `Prediction`) or a list of texts (returns a list in the same order).
 
     Args:
@@ -57,10 +58,11 @@ def classify(texts, model=None, *, batch_size=32, device=None):
         model: see `load`.
         batch_size: texts per forward pass.
         device: see `load`.
+        explain: also give `Prediction.evidence`, the sentence behind each decision (`infer.evidence`).
 
     Example:
         >>> preds = classify(["Sanctions on Russian banks were announced.", "Учения у границы."])  # doctest: +SKIP
         >>> [p.to_dict()["issues"] for p in preds]  # doctest: +SKIP
         [['sanctions'], ['exercises']]
     """
-    return load(model, device=device).classify(texts, batch_size=batch_size)
+    return load(model, device=device).classify(texts, batch_size=batch_size, explain=explain)

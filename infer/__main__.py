@@ -5,6 +5,9 @@
     python -m infer --model runs/default news.csv --text-column body --format table
     python -m infer --model runs/default articles.jsonl --document    # whole documents
     python -m infer --model runs/default big.parquet --num-shards 4 --shard-index 0 --report out/
+    python -m infer --model runs/default paras.jsonl --explain        # + the sentence behind each decision
+    python -m infer --model runs/default news.jsonl -o out.jsonl --report rep/ --group-by outlet --date-column date
+    python -m infer --model runs/default corpus.jsonl --select-for-labeling 50 -o to_label.jsonl
 """
 
 from __future__ import annotations
@@ -30,7 +33,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--route", default="auto", help="auto, fp32, bf16, fp16 or int8")
-    p.add_argument("--report", metavar="DIR", help="write summary.json (counts per label and language) into DIR")
+    p.add_argument("--report", metavar="DIR",
+                   help="write summary.json, summary.md and plots (shares by label, language, --group-by, week)")
+    p.add_argument("--explain", action="store_true",
+                   help="add `evidence`: the sentence behind the stance and each issue (about sentences+1 times slower)")
+    p.add_argument("--select-for-labeling", type=int, metavar="N",
+                   help="write the N paragraphs most worth labeling to -o FILE, as records for review (infer.selection)")
+    p.add_argument("--labeled-dir", default="data/labels",
+                   help="with --select-for-labeling: skip paragraphs already labeled here ('' to skip nothing)")
+    p.add_argument("--group-by", metavar="COLUMN",
+                   help="row field naming the outlet/source: report shares by it; diversity of --select-for-labeling")
+    p.add_argument("--date-column", metavar="COLUMN",
+                   help="row field with the date (YYYY-MM-DD...): --report adds weekly shares and a plot over time")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)

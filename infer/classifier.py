@@ -17,6 +17,7 @@ from typing import Sequence, overload
 import numpy as np
 import torch
 
+from infer.calibration import Calibration
 from infer.labels import LabelSchema
 from infer.prediction import DocumentPrediction, Prediction
 from infer.routes import PROBE_TEXTS, ROUTES, apply_route, available_routes
@@ -84,11 +85,16 @@ class Classifier:
     """
 
     def __init__(self, model, tokenizer, schema: LabelSchema, thresholds: Sequence[float],
-                 device: torch.device, route: str = "fp32", max_length: int | None = None, stride: int = 64):
+                 device: torch.device, route: str = "fp32", max_length: int | None = None, stride: int = 64,
+                 calibration: Calibration | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.schema = schema
-        self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        # `thresholds` are on the uncalibrated sigmoid (config.json's issue_thresholds); `self.thresholds`
+        # are the same cuts on the calibrated scores that predict_scores returns (infer.calibration).
+        self.calibration = calibration or Calibration()
+        self.raw_thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.thresholds = self.calibration.issue_thresholds(self.raw_thresholds, schema.issues)
         self.device = device
         self.route = route
         limit = getattr(model.config, "max_position_embeddings", 512) - 2
@@ -140,7 +146,9 @@ class Classifier:
             raise ValueError(f"{weights} is damaged or incomplete ({exc}); re-save the checkpoint "
                              "or download it again") from exc
         tokenizer = AutoTokenizer.from_pretrained(path)
-        clf = cls(fp32, tokenizer, schema, [thresholds[n] for n in schema.issues], device, "fp32")
+        calibration = Calibration.from_model_config(config, schema.issues)
+        clf = cls(fp32, tokenizer, schema, [thresholds[n] for n in schema.issues], device, "fp32",
+                  calibration=calibration)
         if route == "auto":
             return clf._fastest_agreeing_route(fp32)
         return clf.with_route(route) if route != "fp32" else clf.to_device()
@@ -152,8 +160,8 @@ class Classifier:
     def with_route(self, route: str) -> Classifier:
         """A new classifier sharing tokenizer and labels, with the model converted for `route`."""
         model = apply_route(self.model, route, self.device)
-        return Classifier(model, self.tokenizer, self.schema, self.thresholds, self.device, route,
-                          self.max_length, self.stride)
+        return Classifier(model, self.tokenizer, self.schema, self.raw_thresholds, self.device, route,
+                          self.max_length, self.stride, self.calibration)
 
     def agreement(self, other: Classifier, texts: Sequence[str] = PROBE_TEXTS) -> float:
         """Share of (text, label) decisions on which two classifiers agree (issues and stance)."""
@@ -202,14 +210,21 @@ class Classifier:
             out[idx] = logits.float().cpu().numpy()  # (batch, num_labels)
         return out
 
-    def predict_scores(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Scores (n, num_labels) per text: issue sigmoid max over windows, stance mean over windows."""
-        scores, _ = self._scores_and_windows(texts, batch_size)
+    def predict_scores(self, texts: list[str], batch_size: int = 32, calibrated: bool = True) -> np.ndarray:
+        """Scores (n, num_labels) per text: issue sigmoid max over windows, stance mean over windows.
+
+        `calibrated=False` gives the scores before the checkpoint's calibration (temperature 1, no Platt
+        map), to be compared with `raw_thresholds`; the default compares with `thresholds`.
+        """
+        scores, _ = self._scores_and_windows(texts, batch_size, calibrated)
         return scores
 
-    def _scores_and_windows(self, texts: list[str], batch_size: int):
+    def _scores_and_windows(self, texts: list[str], batch_size: int, calibrated: bool = True):
         windows, owner = self._windows(texts)
-        window_scores = self.schema.scores(self._logits(windows, batch_size))
+        logits = self._logits(windows, batch_size)
+        if calibrated and not self.calibration.is_identity:
+            logits = self.calibration.apply(logits, self.schema.issues, len(self.schema.issues))
+        window_scores = self.schema.scores(logits)
         owner = np.asarray(owner)
         weights = np.array([len(w) for w in windows], dtype=np.float64)  # tokens per window
         window_issues, window_stance = self.schema.split(window_scores)
@@ -235,12 +250,15 @@ class Classifier:
     # -- public API -------------------------------------------------------------------------------
 
     @overload
-    def classify(self, texts: str, batch_size: int = 32) -> Prediction: ...
+    def classify(self, texts: str, batch_size: int = 32, explain: bool = False) -> Prediction: ...
     @overload
-    def classify(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]: ...
+    def classify(self, texts: Sequence[str], batch_size: int = 32, explain: bool = False) -> list[Prediction]: ...
 
-    def classify(self, texts, batch_size: int = 32):
+    def classify(self, texts, batch_size: int = 32, explain: bool = False):
         """Tag one text (returns a `Prediction`) or a list of texts (returns a list, same order).
+
+        `explain=True` fills `Prediction.evidence` by leave-one-sentence-out occlusion (`infer.evidence`):
+        about (sentences + 1) times the cost.
 
         Raises:
             TypeError: an item is not a str (message names its index).
@@ -258,15 +276,19 @@ class Classifier:
             return []
         scores, counts = self._scores_and_windows(items, batch_size)
         preds = [self._prediction(t, row, c) for t, row, c in zip(items, scores, counts)]
+        if explain:
+            from infer.evidence import add_evidence
+
+            preds = add_evidence(self, preds, batch_size)
         return preds[0] if single else preds
 
-    def classify_document(self, text: str, batch_size: int = 32) -> DocumentPrediction:
+    def classify_document(self, text: str, batch_size: int = 32, explain: bool = False) -> DocumentPrediction:
         """Split a document on blank lines (or single newlines), classify each paragraph, aggregate."""
         check_texts([text])
         parts = [p.strip() for p in _PARAGRAPH_SPLIT.split(text) if p.strip()]
         if len(parts) == 1:
             parts = [p.strip() for p in text.splitlines() if p.strip()]
-        paragraphs = self.classify(parts, batch_size=batch_size)
+        paragraphs = self.classify(parts, batch_size=batch_size, explain=explain)
         issue_max = {n: max(p.issue_scores[n] for p in paragraphs) for n in self.schema.issues}
         votes = {n: sum(p.stance == n for p in paragraphs) / len(paragraphs) for n in self.schema.stance}
         mass = {n: sum(p.stance_scores[n] for p in paragraphs) for n in self.schema.stance}

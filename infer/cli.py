@@ -14,7 +14,7 @@ from pathlib import Path
 
 from infer import load
 from infer.atomic import atomic_file, check_output_path
-from infer.stream import detect_format, read_rows, tag_stream
+from infer.stream import Summary, detect_format, read_rows, tag_stream
 from infer.termination import exit_on_sigterm
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,10 @@ def _write_report(report_dir: Path, clf, summary) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     with atomic_file(report_dir / "summary.json") as fh:
         json.dump(summary.to_dict(clf.schema), fh, indent=2, ensure_ascii=False)
+    from infer.corpus_report import write_corpus_report  # matplotlib is imported only inside it
+
+    write_corpus_report(summary.to_dict(clf.schema), clf.schema, report_dir,
+                        model=str(getattr(clf.model.config, "_name_or_path", "")))
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -53,9 +57,14 @@ def main(args: argparse.Namespace) -> int:
         clf = load(args.model, device=args.device, route=args.route)
         fmt = detect_format(args.input, args.input_format)
         rows = read_rows(args.input, fmt, args.text_column)
+        if args.select_for_labeling:
+            from infer.selection import run_selection
+
+            return run_selection(clf, rows, args)
         tag = dict(text_column=args.text_column, document=args.document, out_format=args.out_format,
                    num_shards=args.num_shards, shard_index=args.shard_index, batch_size=args.batch_size,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, explain=args.explain,  # analyst options (infer.evidence, corpus_report)
+                   summary=Summary(group_by=args.group_by, date_column=args.date_column))
         if args.output == "-":
             summary = tag_stream(clf, rows, sys.stdout, **tag)
         else:
@@ -71,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
             logger.warning("%d row(s) carry gold labels (issues, stance): to score the model on them, run "
                            "`python -m train.evaluate --model %s --data %s`", summary.n_gold,
                            args.model or "<model>", args.input)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, ImportError) as exc:  # ImportError: --report without matplotlib
         if args.log_level.upper() == "DEBUG":
             raise
         print(f"error: {exc}", file=sys.stderr)

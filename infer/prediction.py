@@ -17,6 +17,8 @@ class Prediction:
         stance: the stance label with the highest probability.
         stance_scores: softmax probability of every stance label (they sum to 1).
         windows: how many model windows the text needed (1 unless it exceeded the model's max length).
+        evidence: only with `classify(..., explain=True)`: the sentence(s) whose removal lowers the score
+            of the predicted stance and of each predicted issue most, with that change (`infer.evidence`).
 
     Example:
         >>> p = Prediction("t", ["sanctions"], {"sanctions": 0.9}, "against", {"against": 1.0})
@@ -30,10 +32,14 @@ class Prediction:
     stance: str
     stance_scores: dict[str, float]
     windows: int = 1
+    evidence: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable dict (plain str, float, list)."""
-        return asdict(self)
+        """A JSON-serializable dict (plain str, float, list); `evidence` only when it was asked for."""
+        out = asdict(self)
+        if out["evidence"] is None:
+            del out["evidence"]
+        return out
 
 
 @dataclass(frozen=True)

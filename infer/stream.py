@@ -14,7 +14,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Sequence, TextIO
 
 if TYPE_CHECKING:  # a type hint only: reading files needs no torch
     from infer.classifier import Classifier
@@ -88,9 +88,22 @@ def decoded_lines(handle: BinaryIO, name: str, error: type[ValueError] = ValueEr
         offset += len(raw)
 
 
+def _new_entry() -> dict[str, collections.Counter]:
+    return {"n": collections.Counter(), "issues": collections.Counter(), "stance": collections.Counter()}
+
+
+def _bump(entry: dict[str, collections.Counter], pred) -> None:
+    entry["n"]["n"] += 1
+    entry["n"]["no_issue"] += not pred.issues
+    entry["issues"].update(pred.issues)
+    entry["stance"][pred.stance] += 1
+
+
 @dataclass
 class Summary:
-    """Counts of what was tagged, overall and by language (when rows carry `lang`)."""
+    """Counts of what was tagged, overall, by language (rows with `lang`), and optionally by a source column
+    (`group_by`) and by week (`date_column`, ISO weeks starting on Monday), accumulated while streaming.
+    """
 
     n: int = 0
     rows: int = 0  # rows written (paragraphs or documents)
@@ -98,33 +111,63 @@ class Summary:
     issues: collections.Counter = field(default_factory=collections.Counter)
     stance: collections.Counter = field(default_factory=collections.Counter)
     by_lang: dict[str, dict[str, collections.Counter]] = field(default_factory=dict)
+    group_by: str | None = None
+    date_column: str | None = None
+    by_group: dict[str, dict[str, collections.Counter]] = field(default_factory=dict)
+    by_week: dict[str, dict[str, collections.Counter]] = field(default_factory=dict)
+    undated: int = 0
+    no_issue: int = 0
 
-    def add(self, pred, lang: str | None) -> None:
+    def add(self, pred, lang: str | None, row: dict[str, Any] | None = None) -> None:
         self.n += 1
+        self.no_issue += not pred.issues
         self.issues.update(pred.issues)
         self.stance[pred.stance] += 1
         if lang:
-            entry = self.by_lang.setdefault(lang, {"n": collections.Counter(), "issues": collections.Counter(),
-                                                   "stance": collections.Counter()})
-            entry["n"]["n"] += 1
-            entry["issues"].update(pred.issues)
-            entry["stance"][pred.stance] += 1
+            _bump(self.by_lang.setdefault(lang, _new_entry()), pred)
+        if row is None:
+            return
+        if self.group_by:
+            value = row.get(self.group_by)
+            _bump(self.by_group.setdefault(str(value) if value not in (None, "") else "(none)", _new_entry()), pred)
+        if self.date_column:
+            from infer.corpus_report import week_start
+
+            week = week_start(row.get(self.date_column))
+            if week is None:
+                self.undated += 1
+            else:
+                _bump(self.by_week.setdefault(week, _new_entry()), pred)
 
     def to_dict(self, schema) -> dict[str, Any]:
         def shares(c: collections.Counter, n: int) -> dict[str, float]:
             return {s: round(c[s] / n, 4) if n else 0.0 for s in schema.stance}
 
-        return {
+        def block(e: dict[str, collections.Counter]) -> dict[str, Any]:
+            n = e["n"]["n"]
+            return {"n": n, "issue_counts": {i: e["issues"][i] for i in schema.issues},
+                    "issue_shares": {i: round(e["issues"][i] / n, 4) if n else 0.0 for i in schema.issues},
+                    "no_issue_share": round(e["n"]["no_issue"] / n, 4) if n else 0.0,
+                    "stance_counts": {s: e["stance"][s] for s in schema.stance},
+                    "stance_shares": shares(e["stance"], n)}
+
+        out = {
             "n": self.n,
             "issue_counts": {i: self.issues[i] for i in schema.issues},
+            "issue_shares": {i: round(self.issues[i] / self.n, 4) if self.n else 0.0 for i in schema.issues},
+            "no_issue_share": round(self.no_issue / self.n, 4) if self.n else 0.0,
             "stance_counts": {s: self.stance[s] for s in schema.stance},
             "stance_shares": shares(self.stance, self.n),
-            "by_lang": {
-                lang: {"n": e["n"]["n"], "issue_counts": {i: e["issues"][i] for i in schema.issues},
-                       "stance_shares": shares(e["stance"], e["n"]["n"])}
-                for lang, e in sorted(self.by_lang.items())
-            },
+            "by_lang": {lang: block(e) for lang, e in sorted(self.by_lang.items())},
         }
+        if self.group_by:
+            out["group_by"] = self.group_by
+            out["by_group"] = {g: block(e) for g, e in sorted(self.by_group.items(), key=lambda kv: -kv[1]["n"]["n"])}
+        if self.date_column:
+            out["date_column"] = self.date_column
+            out["by_week"] = {w: block(e) for w, e in sorted(self.by_week.items())}
+            out["undated"] = self.undated
+        return out
 
 
 def format_table_row(pred) -> str:
@@ -134,11 +177,16 @@ def format_table_row(pred) -> str:
 
 def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out: TextIO, *, text_column: str = "text",
                document: bool = False, out_format: str = "jsonl", num_shards: int = 1, shard_index: int = 0,
-               chunk_size: int = 256, batch_size: int = 32, progress: bool = True) -> Summary:
-    """Classify this shard's rows in chunks and write one output line per row; returns the summary."""
+               chunk_size: int = 256, batch_size: int = 32, progress: bool = True, explain: bool = False,
+               observers: Sequence[Callable] = (), summary: Summary | None = None) -> Summary:
+    """Classify this shard's rows in chunks and write one output line per row; returns the summary.
+
+    Each of `observers` is called as `observer(where, row, text, prediction)` for every paragraph row
+    (e.g. `infer.selection.LabelingSelector`), so they see the stream without a second pass.
+    """
     from tqdm.auto import tqdm
 
-    summary = Summary()
+    summary = summary if summary is not None else Summary()
     if out_format == "table":
         out.write(f"{'stance':<8} {'issues':<40} text\n")
     bar = tqdm(desc="Tagging", unit="row", disable=not progress, file=sys.stderr)
@@ -157,9 +205,9 @@ def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out:
                                  f"{text[exc.start]!r} at character {exc.start}); fix that escape in the file") from None
             texts.append(text)
         if document:
-            preds = [clf.classify_document(t, batch_size=batch_size) for t in texts]
+            preds = [clf.classify_document(t, batch_size=batch_size, explain=explain) for t in texts]
         else:
-            preds = clf.classify(texts, batch_size=batch_size)
+            preds = clf.classify(texts, batch_size=batch_size, explain=explain)
         summary.rows += len(chunk)
         for (where, row), text, pred in zip(chunk, texts, preds):
             record = {k: v for k, v in row.items() if k != text_column}
@@ -169,7 +217,9 @@ def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out:
             else:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             if not document:
-                summary.add(pred, row.get("lang"))
+                summary.add(pred, row.get("lang"), row)
+                for observer in observers:
+                    observer(where, row, text, pred)
             summary.n_gold += "issues" in row and "stance" in row
         bar.update(len(chunk))
         chunk.clear()

@@ -40,10 +40,15 @@ def test_training_writes_the_report(trained_run, schema):
         for block in system["by_lang"].values():
             check_metrics_block(block, schema)
         assert set(system["by_origin"]) <= {"seed", "translation", "authored"}
-    for name in ("stance_confusion.png", "issue_f1_by_system.png", "macro_f1_by_language.png"):
+    assert set(report["calibration"]["after"]) == {"stance", "issues"}  # train.calibrate's ECE section
+    for name in ("stance_confusion.png", "issue_f1_by_system.png", "macro_f1_by_language.png", "reliability.png"):
         assert (trained_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (trained_run / "report.md").read_text()
     assert "## Systems side by side" in md and "tfidf_logreg" in md and "## Worst errors" in md
+    assert "## Calibration" in md and "| stance |" in md
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["stance_temperature"] > 0 and isinstance(config["issue_calibration"], dict)
+    assert "heldout_nll_before" in json.loads((trained_run / "metrics.json").read_text())["calibration"]["stance"]
 
 
 def test_cli_on_other_data_and_split(trained_run, tmp_path, data_file):
@@ -129,8 +134,10 @@ def test_extra_data_sections_in_report_plots_and_card(tiny_config, tmp_path, cap
     # the section scores exactly its own records: stance support sums to 12
     assert sum(v["support"] for v in section["systems"]["model"]["stance"]["per_label"].values()) == 12
     assert (run_dir / "realnews_dev_stance_confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert section["calibration"]["before"]["stance"]["ece"] >= 0  # ECE before/after on every extra file
+    assert (run_dir / "realnews_dev_reliability.png").read_bytes()[:4] == b"\x89PNG"
     md = (run_dir / "report.md").read_text()
-    assert "# Extra evaluation `realnews_dev`" in md
+    assert "# Extra evaluation `realnews_dev`" in md and "Plot: `realnews_dev_reliability.png`" in md
     card = str(build_card(run_dir))
     assert "`realnews_dev` (12 paragraphs" in card
 

@@ -32,7 +32,8 @@ from infer.termination import exit_on_sigterm
 logger = logging.getLogger(__name__)
 
 FIELDS = ("id", "text", "lang", "issues", "stance", "origin", "source", "group")
-ORIGINS = ("seed", "translation", "authored")
+# `reviewed`: a corpus paragraph picked by `python -m infer --select-for-labeling`, its labels checked by a person
+ORIGINS = ("seed", "translation", "authored", "reviewed")
 SOURCE_RE = re.compile(r"^[\w.-]+\.txt#\d+$")
 # ISO 639-1 two-letter codes.
 ISO_639_1 = frozenset(
@@ -118,6 +119,10 @@ def validate_record(obj: Any, schema: LabelSchema, where: str, external: bool = 
     elif obj["origin"] == "authored":
         if source is not None:
             raise DataError(f"{where}: authored records have source null, got {source!r}")
+    elif obj["origin"] == "reviewed":
+        if not isinstance(source, str) or not source.strip():
+            raise DataError(f"{where}: reviewed records need source: where the paragraph came from (URL or "
+                            f"'<file>:<line>'), got {source!r}")
     elif not isinstance(source, str) or not SOURCE_RE.match(source):
         raise DataError(f"{where}: {obj['origin']} records need source '<seed file>.txt#<paragraph>', got {source!r}")
     if not isinstance(obj["group"], str) or not obj["group"].strip():

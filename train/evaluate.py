@@ -24,6 +24,7 @@ from infer.labels import LabelSchema
 from infer.termination import exit_on_sigterm
 from train.baselines import build_baselines
 from train.config import Config, ConfigError, load_config
+from train.calibrate import calibration_report
 from train.data import DataError, load_records
 from train.report import score_system, worst_errors, write_report
 
@@ -55,21 +56,27 @@ def existing_extra_files(files: Sequence[str]) -> list[str]:
 
 
 def _score_records(records: Sequence[dict], split: str, systems: dict, schema: LabelSchema, cfg_name: str,
-                   thresholds: dict[str, np.ndarray]) -> dict[str, Any]:
+                   thresholds: dict[str, np.ndarray], clf: Classifier | None = None) -> dict[str, Any]:
+    """Score every system on `records`; with `clf` (the model), add the calibration section (ECE before/after)."""
     texts = [r["text"] for r in records]
     gold = _labels(records, schema)
     langs = [r["lang"] for r in records]
     origins = [r["origin"] for r in records]
     logger.info("Scoring %d systems on %d %s records", len(systems), len(texts), split)
     scores = {name: predict(texts) for name, predict in systems.items()}
-    return {
+    report = {
         "split": split,
         "n": len(records),
         "model": cfg_name,
-        "thresholds": dict(zip(schema.issues, map(float, thresholds["model"]))),
+        # config.json's thresholds (on the raw sigmoid); the model is scored with the calibrated-score cuts
+        "thresholds": dict(zip(schema.issues, map(float, clf.raw_thresholds if clf else thresholds["model"]))),
         "systems": {name: score_system(s, gold, schema, thresholds[name], langs, origins) for name, s in scores.items()},
         "worst_errors": worst_errors(records, scores["model"], gold, schema, thresholds["model"]),
     }
+    if clf is not None:
+        raw = clf.predict_scores(texts, calibrated=False) if not clf.calibration.is_identity else scores["model"]
+        report["calibration"] = calibration_report(raw, scores["model"], gold, schema, clf.calibration)
+    return report
 
 
 def build_report(run_dir: str | Path, split: str = "test", data_files: Sequence[str] | None = None,
@@ -110,11 +117,11 @@ def build_report(run_dir: str | Path, split: str = "test", data_files: Sequence[
         baseline.fit([r["text"] for r in train_records], _labels(train_records, schema))
         systems[baseline.name] = baseline.predict_scores
         thresholds[baseline.name] = np.full(len(schema.issues), 0.5)
-    report = _score_records(eval_records, split, systems, schema, cfg.name, thresholds)
+    report = _score_records(eval_records, split, systems, schema, cfg.name, thresholds, clf)
     extra = {}
     for path in existing_extra_files(extra_data):
         extra[section_name(path)] = _score_records(list(load_records([path], schema, external=True)), str(path),
-                                                   systems, schema, cfg.name, thresholds)
+                                                   systems, schema, cfg.name, thresholds, clf)
     if extra:
         report["extra"] = extra
     return report

@@ -9,7 +9,9 @@
                         "by_lang": {LANG: {"n", "issues": {...}, "stance": {...}, "macro_f1"}},
                         "by_origin": {ORIGIN: {...same...}}}},
      "worst_errors": [{"id", "lang", "text", "gold": {...}, "predicted": {...}, "cost"}],
-     "extra": {SECTION: {"split": file, "n", "systems", "worst_errors"}}}   (one per `eval.extra_data` file)
+     "calibration": {"stance_temperature", "issue_calibration", "before"|"after": {"stance"|"issues":
+                     {"ece", "reliability": {"count", "confidence", "frequency"}}}},  (see train.calibrate)
+     "extra": {SECTION: {"split": file, "n", "systems", "worst_errors", "calibration"}}}   (one per `eval.extra_data` file)
 with NAME in `model`, `majority`, `tfidf_logreg`, `embeddings_logreg` (those that were run).
 """
 
@@ -88,11 +90,11 @@ def render_markdown(report: dict[str, Any], schema: LabelSchema) -> str:
     """The main section, then one section per extra evaluation file (`report["extra"]`)."""
     text = _render_section(report, schema, f"# Evaluation report: {report['model']}")
     for name, section in report.get("extra", {}).items():
-        text += "\n" + _render_section(section, schema, f"# Extra evaluation `{name}`: {report['model']}")
+        text += "\n" + _render_section(section, schema, f"# Extra evaluation `{name}`: {report['model']}", f"{name}_")
     return text
 
 
-def _render_section(report: dict[str, Any], schema: LabelSchema, title: str) -> str:
+def _render_section(report: dict[str, Any], schema: LabelSchema, title: str, prefix: str = "") -> str:
     systems = report["systems"]
     names = list(systems)
     lines = [title, "",
@@ -124,6 +126,10 @@ def _render_section(report: dict[str, Any], schema: LabelSchema, title: str) -> 
         lines += ["## Model stance confusion matrix (rows: gold, columns: predicted)", ""]
         lines += _table(["gold \\ predicted", *schema.stance],
                         [_row(lab, cm[i]) for i, lab in enumerate(schema.stance)])
+    if "calibration" in report:
+        from train.calibrate import render_calibration_markdown
+
+        lines += render_calibration_markdown(report["calibration"], plot=f"{prefix}reliability.png")
     lines += ["## Worst errors of the model", ""]
     for e in report.get("worst_errors", []):
         text = " ".join(e["text"].split())
@@ -175,6 +181,10 @@ def write_plots(report: dict[str, Any], schema: LabelSchema, out_dir: Path, pref
         fig.tight_layout()
         paths.append(out_dir / f"{prefix}{fname}")
         _save_png(fig, paths[-1])
+    if "calibration" in report:
+        from train.calibrate import write_reliability_diagram
+
+        paths.append(write_reliability_diagram(report["calibration"], out_dir / f"{prefix}reliability.png"))
     return paths
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from infer.atomic import replace_dir
 from infer.labels import LabelSchema
+from train.calibrate import fit_calibration
 from train.config import Config
 from train.data import load_records, split_records, split_summary, tokenize_splits
 from train.embeddings import ALIGNMENT_COLUMN, add_alignment_targets
@@ -114,6 +115,10 @@ def main(cfg: Config, resume: bool = False) -> Path:
     thresholds = tune_thresholds(val_scores[:, :k], val.label_ids[:, :k])
     trainer.model.config.issue_thresholds = {n: round(float(t), 4) for n, t in zip(schema.issues, thresholds)}
     logger.info("Issue thresholds (validation-tuned): %s", trainer.model.config.issue_thresholds)
+    # calibration from the same validation logits; thresholds stay on the raw sigmoid (infer maps them)
+    calibration, calibration_info = fit_calibration(val.predictions, val.label_ids, schema,
+                                                    groups=splits["validation"]["group"])
+    trainer.model.config.update(calibration.to_config())
     test = trainer.predict(encoded["test"], metric_key_prefix="test")
 
     if not trainer.is_world_process_zero():
@@ -138,6 +143,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
         "validation": val.metrics,
         "test": test.metrics,
         "issue_thresholds": trainer.model.config.issue_thresholds,
+        "calibration": calibration_info,
         "wall_seconds": round(time.time() - started, 1),
     }
     (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
