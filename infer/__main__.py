@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from infer.stream import FORMATS

@@ -1,13 +1,12 @@
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from infer.labels import LabelSchema
 from synthetic_data import REPO, synthetic_records, write_jsonl
-from train.data import (DataError, check, load_records, main, split_records, sync_translations,
-                        validate_files)
+from train.data import DataError, check, load_records, main, sync_translations, validate_files
+from train.splits import split_records
 
 DATA_FILES = sorted((REPO / "data" / "labels").glob("*.jsonl"))
 

@@ -27,11 +27,12 @@ from infer.atomic import replace_dir
 from infer.labels import LabelSchema
 from train.calibrate import fit_calibration
 from train.config import Config
-from train.data import load_records, split_records, split_summary, tokenize_splits
+from train.data import load_records, split_summary, tokenize_splits
 from train.embeddings import ALIGNMENT_COLUMN, add_alignment_targets
 from train.evaluate import evaluate_run
 from train.layer_cache import cached_training_inputs, unwrap
 from train.model import build_model, first_trained_layer
+from train.splits import split_records
 from train.thresholds import tune_thresholds
 from train.trainer import build_trainer, resolve_precision
 
