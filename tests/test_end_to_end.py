@@ -8,6 +8,7 @@ baselines, the atomic run directory. Then inference, the CLI and a plain `transf
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +42,10 @@ def test_run_directory_is_complete(real_run):
     assert report["n"] == len(json.loads((real_run / "splits.json").read_text())["test"])
     assert len(report["systems"]["model"]["by_lang"]) >= 6
     config = json.loads((real_run / "config.json").read_text())
-    assert config["model_type"] == "bert" and config["num_hidden_layers"] == 12
+    # the default recipe appends one mean-pooling layer to the backbone's 12 (model.pooling: mean_layer)
+    assert config["model_type"] == "bert" and config["num_hidden_layers"] == 13
+    # the default config also scores the real-news dev set when ../shared is there (CI has it)
+    assert ("realnews_dev" in report.get("extra", {})) == Path("../shared/realnews/dev.jsonl").is_file()
     assert set(config["issue_thresholds"]) == {"expansion", "missiles", "exercises", "sanctions", "china_alignment"}
 
 
@@ -55,13 +59,16 @@ def test_classify_and_pipeline_agree_on_labels(real_run):
     clf = Classifier.from_pretrained(real_run, route="fp32")
     preds = clf.classify(texts)
     assert [p.text for p in preds] == texts
+    raw = clf.predict_scores(texts, calibrated=False)  # what a plain pipeline computes (no calibration)
     pipe = pipeline("text-classification", model=str(real_run), top_k=None)
-    for pred, scores in zip(preds, pipe(texts)):
+    for pred, row, scores in zip(preds, raw, pipe(texts)):
         by_label = {s["label"]: s["score"] for s in scores}
         stance = max((k for k in by_label if k.startswith("stance/")), key=by_label.get)
         assert stance == f"stance/{pred.stance}"
-        for name, score in pred.issue_scores.items():
-            assert score == pytest.approx(by_label[f"issue/{name}"], abs=1e-4)
+        for j, name in enumerate(clf.schema.issues):
+            assert row[j] == pytest.approx(by_label[f"issue/{name}"], abs=1e-4)
+            # same decision from the raw score and config.json's threshold as from the calibrated one
+            assert (by_label[f"issue/{name}"] >= clf.raw_thresholds[j]) == (name in pred.issues)
 
 
 def test_infer_cli_on_the_real_checkpoint(real_run, tmp_path):

@@ -208,7 +208,10 @@ infer.classify("NATO drills near the border", model={str(tiny_checkpoint)!r})
 from infer.__main__ import parse_args
 from infer.cli import main
 assert main(parse_args([{str(src)!r}, "--model", {str(tiny_checkpoint)!r}, "-o", {str(tmp_path / 'out.jsonl')!r},
-                        "--report", {str(tmp_path / 'rep')!r}, "--no-progress", "--route", "fp32"])) == 0
+                        "--no-progress", "--route", "fp32"])) == 0
+# --report's plots need the `report` extra: without matplotlib the counts are still written, then a clear error
+assert main(parse_args([{str(src)!r}, "--model", {str(tiny_checkpoint)!r}, "-o", {str(tmp_path / 'out2.jsonl')!r},
+                        "--report", {str(tmp_path / 'rep')!r}, "--no-progress", "--route", "fp32"])) == 2
 bad = sorted(m for m, mod in sys.modules.items() if m.split(".")[0] in {TRAIN_ONLY!r} and mod is not None)
 print("IMPORTED", bad)
 """
@@ -218,6 +221,7 @@ print("IMPORTED", bad)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "IMPORTED []" in proc.stdout, proc.stdout
     assert (tmp_path / "out.jsonl").is_file() and (tmp_path / "rep" / "summary.json").is_file()
+    assert "pip install 'security-talks-classifier[report]'" in proc.stderr
 
 
 @pytest.mark.parametrize("flags, routes", [
@@ -286,7 +290,7 @@ def _pred(text, stance, scores, issue=0.1):
 def test_classify_document_breaks_stance_ties_by_summed_probability(clf, monkeypatch):
     seen = {}
 
-    def fake(parts, batch_size=32):
+    def fake(parts, batch_size=32, explain=False):
         seen["parts"] = parts
         return [_pred(parts[0], "favor", (0.4, 0.35, 0.25)), _pred(parts[1], "against", (0.05, 0.9, 0.05))]
 
@@ -300,7 +304,7 @@ def test_classify_document_breaks_stance_ties_by_summed_probability(clf, monkeyp
 def test_classify_document_falls_back_to_single_newlines(clf, monkeypatch):
     seen = {}
 
-    def fake(parts, batch_size=32):
+    def fake(parts, batch_size=32, explain=False):
         seen["parts"] = parts
         return [_pred(p, "neutral", (0.1, 0.1, 0.8)) for p in parts]
 

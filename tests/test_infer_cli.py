@@ -42,8 +42,10 @@ def test_jsonl_with_extra_fields_and_report(tiny_checkpoint, tmp_path, capsys, c
     assert summary["n"] == 5 and set(summary["by_lang"]) == {"en", "de"}
     assert sum(summary["stance_counts"].values()) == 5
     assert summary["stance_counts"] == {s: sum(r["stance"] == s for r in rows) for s in summary["stance_counts"]}
-    # scoring against the gold labels is train.evaluate's job: the summary only, and a hint
-    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["summary.json"]
+    # scoring against the gold labels is train.evaluate's job: the corpus summary and its plots only, and a hint
+    names = sorted(p.name for p in (tmp_path / "rep").iterdir())
+    assert names == ["by_language.png", "overall.png", "summary.json", "summary.md"]
+    assert not any(n.startswith("report") for n in names)
     assert f"python -m train.evaluate --model {tiny_checkpoint} --data {src}" in caplog.text
 
 
