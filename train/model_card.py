@@ -119,8 +119,8 @@ Scored by the same systems (baselines fitted on the same train split); never tra
 {% endif %}
 ## Training procedure
 
-Config (`train_config.yaml` in this repository): backbone `{{ backbone }}`, {{ epochs }} epochs max with
-early stopping on validation macro-F1, batch size {{ batch_size }}, learning rate {{ learning_rate }}{% if head_learning_rate %} (new head: {{ head_learning_rate }}){% endif %},
+Config (`train_config.yaml` in this repository): backbone `{{ backbone }}`, {{ epochs }} epochs max, {% if patience %}early stopping after {{ patience }} epochs without
+validation macro-F1 gain, {% endif %}the best epoch on validation kept, batch size {{ batch_size }}, learning rate {{ learning_rate }}{% if head_learning_rate %} (new head: {{ head_learning_rate }}){% endif %},
 embeddings frozen: {{ freeze }}{% if train_layers %}; only the top {{ train_layers }} encoder layers{% if mean_layer %}
 (plus an appended mean-pooling layer){% endif %} and the head are trained, on cached states of the frozen layers below{% elif mean_layer %};
 an appended encoder layer initialized to mean-pool the states below feeds the head{% endif %}. Loss: BCE on issues + cross-entropy on stance{% if cls_alignment_weight %}
@@ -233,7 +233,7 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         lang_rows=[{"lang": k, "n": v["n"], "issues": _fmt(v["issues"]["macro_f1"]), "stance": _fmt(v["stance"]["macro_f1"])}
                    for k, v in model["by_lang"].items()],
         backbone=cfg.model.backbone, bundled=cfg.model.backbone.startswith("bundled:"),
-        epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
+        epochs=cfg.train.epochs, patience=cfg.train.early_stopping_patience, batch_size=cfg.train.batch_size,
         learning_rate=cfg.train.learning_rate, head_learning_rate=cfg.train.head_learning_rate,
         freeze=cfg.model.freeze_embeddings, cls_alignment_weight=cfg.loss.cls_alignment_weight,
         train_layers=cfg.model.train_layers, mean_layer=cfg.model.pooling == "mean_layer",
