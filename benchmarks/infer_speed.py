@@ -39,7 +39,8 @@ def load_paragraphs(model_dir: Path, data: Path, split: str) -> list[dict]:
     splits = model_dir / "splits.json"
     if splits.exists():
         ids = set(json.loads(splits.read_text())[split])
-        records = [r for r in records if r["id"] in ids]
+        if any(r["id"] in ids for r in records):  # the run's own data: keep its `split`; other files whole
+            records = [r for r in records if r["id"] in ids]
     return records
 
 

@@ -2,7 +2,8 @@
 
 Texts longer than the model's window are split into overlapping windows (never truncated); issue
 scores are the max over windows and stance probabilities the token-weighted mean. Batches are
-sorted by length so padding stays small, and run under `torch.inference_mode()`.
+sorted by length so padding stays small, run under `torch.inference_mode()`, and a BERT head's last
+layer is computed for the one token the pooler reads (`infer.first_token`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from infer.calibration import Calibration
+from infer.first_token import first_token_logits, supports_first_token
 from infer.labels import LabelSchema
 from infer.prediction import DocumentPrediction, Prediction
 from infer.routes import PROBE_TEXTS, ROUTES, apply_route, available_routes
@@ -100,6 +102,9 @@ class Classifier:
         limit = getattr(model.config, "max_position_embeddings", 512) - 2
         self.max_length = min(max_length or tokenizer.model_max_length, limit, 512)
         self.stride = min(stride, self.max_length // 2)
+        # the last layer for the pooler's token only (infer.first_token): same logits, 1/13 fewer FLOPs;
+        # not on quantized models (their Linear modules are not nn.Linear)
+        self._first_token = supports_first_token(model) and route in ("fp32", "bf16", "fp16")
         self._tokenizer_lock = threading.Lock()  # fast tokenizers are not safe to share across threads
 
     @classmethod
@@ -205,8 +210,10 @@ class Classifier:
                 # right padding: absolute position ids must start at the first real token
                 batch = self.tokenizer.pad({"input_ids": [windows[i] for i in idx]}, padding_side="right",
                                            return_attention_mask=True, return_tensors="pt")
-            logits = self.model(input_ids=batch["input_ids"].to(self.device),
-                                attention_mask=batch["attention_mask"].to(self.device)).logits
+            ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+            logits = first_token_logits(self.model, ids, mask) if self._first_token else None
+            if logits is None:
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
             out[idx] = logits.float().cpu().numpy()  # (batch, num_labels)
         return out
 
@@ -219,19 +226,29 @@ class Classifier:
         scores, _ = self._scores_and_windows(texts, batch_size, calibrated)
         return scores
 
-    def _scores_and_windows(self, texts: list[str], batch_size: int, calibrated: bool = True):
+    def predict_scores_and_raw(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """`(predict_scores(texts), predict_scores(texts, calibrated=False))` from one forward pass."""
         windows, owner = self._windows(texts)
         logits = self._logits(windows, batch_size)
+        return (self._aggregate(logits, windows, owner, len(texts), calibrated=True)[0],
+                self._aggregate(logits, windows, owner, len(texts), calibrated=False)[0])
+
+    def _scores_and_windows(self, texts: list[str], batch_size: int, calibrated: bool = True):
+        windows, owner = self._windows(texts)
+        return self._aggregate(self._logits(windows, batch_size), windows, owner, len(texts), calibrated)
+
+    def _aggregate(self, logits: np.ndarray, windows, owner, n: int, calibrated: bool):
+        """Window logits -> per-text scores (n, num_labels) and the number of windows of each text."""
         if calibrated and not self.calibration.is_identity:
             logits = self.calibration.apply(logits, self.schema.issues, len(self.schema.issues))
         window_scores = self.schema.scores(logits)
         owner = np.asarray(owner)
         weights = np.array([len(w) for w in windows], dtype=np.float64)  # tokens per window
         window_issues, window_stance = self.schema.split(window_scores)
-        counts = np.bincount(owner, minlength=len(texts))
-        issues = np.zeros((len(texts), len(self.schema.issues)))
+        counts = np.bincount(owner, minlength=n)
+        issues = np.zeros((n, len(self.schema.issues)))
         np.maximum.at(issues, owner, window_issues)  # issue: max over the text's windows
-        stance = np.zeros((len(texts), len(self.schema.stance)))
+        stance = np.zeros((n, len(self.schema.stance)))
         np.add.at(stance, owner, window_stance * weights[:, None])  # stance: token-weighted mean
         return np.concatenate([issues, stance / stance.sum(axis=1, keepdims=True)], axis=1), counts
 

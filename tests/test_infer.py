@@ -322,3 +322,20 @@ def test_bytes_must_be_decoded_first(clf):
         clf.classify(b"NATO drills")
     with pytest.raises(TypeError, match=r"texts\[1\] is bytes: decode it to str first"):
         clf.classify(["ok", b"NATO drills"])
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, ["AMX-BF16", "AVX2", "AVX512-BF16", "AVX512-VNNI", "AVX512F"]),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, ["AVX2"]),
+    ({"ONEDNN_MAX_CPU_ISA": "avx512_core_vnni"}, ["AVX2", "AVX512-VNNI", "AVX512F"]),
+    ({"ATEN_CPU_CAPABILITY": "avx2"}, ["AVX2"]),
+    ({"ATEN_CPU_CAPABILITY": "default"}, []),
+    ({"ONEDNN_MAX_CPU_ISA": "ALL", "ATEN_CPU_CAPABILITY": "avx512"}, ["AMX-BF16", "AVX2", "AVX512-BF16",
+                                                                      "AVX512-VNNI", "AVX512F"]),
+])
+def test_isa_caps_in_the_environment_remove_cpu_features(env, expected):
+    """ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY emulate an older CPU: `auto` then chooses what it would."""
+    from infer import hardware
+
+    found = hardware.features_from_cpuinfo("flags\t: avx2 avx512f avx512_vnni avx512_bf16 amx_bf16\n")
+    assert sorted(hardware.apply_isa_caps(found, env)) == expected

@@ -63,7 +63,11 @@ def _score_records(records: Sequence[dict], split: str, systems: dict, schema: L
     langs = [r["lang"] for r in records]
     origins = [r["origin"] for r in records]
     logger.info("Scoring %d systems on %d %s records", len(systems), len(texts), split)
-    scores = {name: predict(texts) for name, predict in systems.items()}
+    raw = None
+    if clf is not None:  # the model: calibrated and raw scores from one forward pass
+        model_scores, raw = clf.predict_scores_and_raw(texts)
+    scores = {name: model_scores if clf is not None and name == "model" else predict(texts)
+              for name, predict in systems.items()}
     report = {
         "split": split,
         "n": len(records),
@@ -74,7 +78,6 @@ def _score_records(records: Sequence[dict], split: str, systems: dict, schema: L
         "worst_errors": worst_errors(records, scores["model"], gold, schema, thresholds["model"]),
     }
     if clf is not None:
-        raw = clf.predict_scores(texts, calibrated=False) if not clf.calibration.is_identity else scores["model"]
         report["calibration"] = calibration_report(raw, scores["model"], gold, schema, clf.calibration)
     return report
 

@@ -7,7 +7,8 @@ every split (eval mode, no gradients) and keeps each text's states at layer `L -
 This is the same model as fine-tuning with layers `0 .. L - k - 1` frozen (except that those layers'
 dropout is off), trained in a fraction of the FLOPs: per epoch, the forward of the frozen layers and
 the whole backward through them are gone. `TopLayers` shares its parameters with the full model,
-so the checkpoint that is saved is the whole, plain `AutoModelForSequenceClassification`.
+so the checkpoint that is saved is the whole, plain `AutoModelForSequenceClassification`. The last
+layer runs for the first token only where the head reads the pooler (`infer.first_token`).
 
 Example:
     >>> store = cache_states(model, encoded["train"], start_layer=8)  # doctest: +SKIP
@@ -25,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
+
+from infer.first_token import head_logits, supports_first_token
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +164,10 @@ class TopLayers(nn.Module):
                 output_hidden_states: bool = False, **_: Any) -> SequenceClassifierOutput:
         model = self.model
         base = getattr(model, model.base_model_prefix)
-        hidden = run_layers(model, hidden_states, attention_mask, encoder_layers(model)[self.start_layer:])
+        layers = encoder_layers(model)[self.start_layer:]
+        if not output_hidden_states and supports_first_token(model):  # the last layer for the pooler's token only
+            return SequenceClassifierOutput(logits=head_logits(model, hidden_states, attention_mask, layers))
+        hidden = run_layers(model, hidden_states, attention_mask, layers)
         if getattr(base, "pooler", None) is not None and hasattr(model, "dropout"):  # BERT: pooler -> classifier
             logits = model.classifier(model.dropout(base.pooler(hidden)))
         else:  # RoBERTa-style heads pool the sequence themselves

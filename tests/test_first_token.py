@@ -1,0 +1,62 @@
+"""The last layer for the pooler's token only: the same logits and gradients as the model's own forward."""
+
+import pytest
+import torch
+
+from infer.first_token import first_token_logits, supports_first_token
+from train.config import ModelConfig
+from train.layer_cache import CachedStatesCollator, INDEX_COLUMN, TopLayers, cache_states
+from train.model import build_model
+
+TEXTS = ["NATO expansion talks in Geneva", "Russia missiles", "China Beijing Moscow guarantees sanctions drills border",
+         "troops"]
+
+
+@pytest.fixture
+def model_and_batch(tiny_backbone, schema):
+    model, tok = build_model(ModelConfig(backbone=str(tiny_backbone), pooling="mean_layer"), schema)
+    for p in model.parameters():  # a trained-looking model: the pooling layer's zero weights perturbed
+        p.data.add_(0.05 * torch.randn_like(p))
+    return model.eval(), tok(TEXTS, padding=True, return_tensors="pt")
+
+
+def test_first_token_logits_equal_the_full_forward_on_padded_batches(model_and_batch):
+    model, batch = model_and_batch
+    assert batch["attention_mask"].min() == 0  # the batch has padding
+    with torch.no_grad():
+        full = model(**batch).logits
+        fast = first_token_logits(model, batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-4)
+
+
+def test_gradients_through_the_first_token_layer_equal_the_full_ones(model_and_batch):
+    model, batch = model_and_batch
+    grads = []
+    for fn in (lambda: model(**batch).logits, lambda: first_token_logits(model, batch["input_ids"], batch["attention_mask"])):
+        model.zero_grad()
+        fn().square().sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_top_layers_use_the_first_token_path_with_the_same_logits(tiny_backbone, schema, model_and_batch):
+    from tests.test_layer_cache import _encoded
+
+    model, batch = model_and_batch
+    _, tok = build_model(ModelConfig(backbone=str(tiny_backbone)), schema)
+    split = _encoded(tok, schema, TEXTS)
+    store = cache_states(model, split, start_layer=1, dtype=torch.float32)
+    rows = [{INDEX_COLUMN: i, "labels": split[i]["labels"]} for i in range(len(TEXTS))]
+    with torch.no_grad():
+        cached = TopLayers(model, start_layer=1)(**CachedStatesCollator(store)(rows)).logits
+        full = model(**batch).logits
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-4)
+
+
+def test_unsupported_models_fall_back_to_none(model_and_batch):
+    model, batch = model_and_batch
+    model.config.model_type = "xlm-roberta"  # not known to read the pooler
+    assert not supports_first_token(model)
+    assert first_token_logits(model, batch["input_ids"], batch["attention_mask"]) is None
