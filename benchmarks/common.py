@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from pathlib import Path
@@ -43,6 +44,22 @@ def reset_peak_rss() -> bool:
         return False
 
 
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def machine_line() -> str:
-    return (f"CPU features: {', '.join(sorted(cpu_features())) or 'none detected'}; torch threads: "
-            f"{torch.get_num_threads()}; torch {torch.__version__}")
+    """The CPU, the features this process may use and any ISA caps in force (an emulated older CPU)."""
+    caps = [f"{k}={os.environ[k]}" for k in ISA_CAPS if os.environ.get(k)]
+    return (f"CPU: {cpu_model()}; features used: {', '.join(sorted(cpu_features())) or 'none detected'}"
+            f"{' (capped: ' + ' '.join(caps) + ')' if caps else ''}; torch threads: {torch.get_num_threads()}; "
+            f"torch {torch.__version__}")

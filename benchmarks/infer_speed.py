@@ -4,10 +4,12 @@
 
 One process, one checkpoint, the same paragraphs for every system. For each system it prints
 paragraphs/s, tokens/s, the process's peak RSS while it ran (all models stay loaded), the speed-up over the baseline
-(`pipeline("text-classification")`, fp32, `batch_size=16`, padded batches) and its issue / stance
-macro-F1 minus the baseline's on the gold labels (with the checkpoint's tuned thresholds for both).
+(`pipeline("text-classification")`, fp32, `batch_size=16`, padded batches), its issue / stance
+macro-F1 minus the baseline's on the gold labels (with the checkpoint's tuned thresholds for both), and
+the macro-F1 of its decisions scored against the baseline's decisions (1.000: the same decisions).
 It also prints the CPU features it saw, because the fastest route depends on them.
 
+On the real-news dev set: `--data ../shared/realnews/dev.jsonl` (an external file is used whole).
 Without `--data` it times the seed paragraphs of `data/labels/seed.jsonl` (the paragraphs of the
 `--split` when the run's `splits.json` names them, else all).
 """
@@ -52,6 +54,20 @@ def macro_f1(schema, thresholds, scores: np.ndarray, records: list[dict]) -> tup
     gold_stance = [schema.stance.index(r["stance"]) for r in records]
     issues = f1_score(gold_issues, scores[:, :k] >= thresholds, average="macro", zero_division=0)
     stance = f1_score(gold_stance, scores[:, k:].argmax(1), average="macro", zero_division=0)
+    return float(issues), float(stance)
+
+
+def decisions(schema, thresholds, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    k = len(schema.issues)
+    return scores[:, :k] >= thresholds, scores[:, k:].argmax(1)
+
+
+def agreement_f1(reference: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+    """Issue / stance macro-F1 of `other`'s decisions scored against `reference`'s (1.0: the same decisions)."""
+    from sklearn.metrics import f1_score
+
+    issues = f1_score(reference[0], other[0], average="macro", zero_division=1.0)
+    stance = f1_score(reference[1], other[1], average="macro", zero_division=1.0)
     return float(issues), float(stance)
 
 
@@ -101,7 +117,11 @@ def main() -> None:
         return schema.scores(logits)
 
     systems = [("pipeline fp32 bs16 (baseline)", run_pipeline)]
-    systems.append(("classify() fp32, length-sorted bs16", lambda: fp32.predict_scores(texts, batch_size=16)))
+    full_forward = Classifier(fp32.model, fp32.tokenizer, schema, fp32.raw_thresholds, fp32.device, "fp32",
+                              calibration=fp32.calibration)
+    full_forward._first_token = False  # the model's own forward: every position of the last layer
+    systems.append(("classify() fp32 sorted, full last layer", lambda: full_forward.predict_scores(texts, batch_size=16)))
+    systems.append(("classify() fp32 sorted, first-token last", lambda: fp32.predict_scores(texts, batch_size=16)))
     for route in available_routes(torch.device("cpu")):
         if route != "fp32":
             clf = fp32.with_route(route)
@@ -110,18 +130,22 @@ def main() -> None:
     systems.append((f"classify() default (auto -> {auto.route})",
                     lambda: auto.predict_scores(texts, batch_size=32)))
 
-    base_time = base_f1 = None
-    print(f"{'system':44s} {'para/s':>8s} {'tok/s':>8s} {'x base':>7s} {'peak MiB':>9s} "
-          f"{'issue F1':>9s} {'d':>7s} {'stance F1':>9s} {'d':>7s}")
+    base_time = base_f1 = base_decisions = None
+    print(f"{'system':44s} {'para/s':>7s} {'tok/s':>7s} {'x base':>6s} {'peak MiB':>8s} "
+          f"{'issue F1':>8s} {'d':>6s} {'stance F1':>9s} {'d':>6s} {'vs base: issue F1':>17s} {'stance F1':>9s}")
     for name, fn in systems:
         gc.collect()
         seconds, rss, scores = time_it(fn, args.repeat)
         # the pipeline's scores are uncalibrated: its cuts are config.json's (the same decisions)
         cuts = fp32.raw_thresholds if name.startswith("pipeline") else thresholds
         f1 = macro_f1(schema, cuts, np.asarray(scores), records)
+        made = decisions(schema, cuts, np.asarray(scores))
         base_time, base_f1 = base_time or seconds, base_f1 or f1
-        print(f"{name:44s} {len(texts) / seconds:8.1f} {tokens / seconds:8.0f} {base_time / seconds:7.2f} "
-              f"{rss:9.0f} {f1[0]:9.3f} {f1[0] - base_f1[0]:+7.3f} {f1[1]:9.3f} {f1[1] - base_f1[1]:+7.3f}")
+        base_decisions = base_decisions or made
+        agree = agreement_f1(base_decisions, made)
+        print(f"{name:44s} {len(texts) / seconds:7.1f} {tokens / seconds:7.0f} {base_time / seconds:6.2f} "
+              f"{rss:8.0f} {f1[0]:8.3f} {f1[0] - base_f1[0]:+6.3f} {f1[1]:9.3f} {f1[1] - base_f1[1]:+6.3f} "
+              f"{agree[0]:17.3f} {agree[1]:9.3f}")
 
 
 if __name__ == "__main__":

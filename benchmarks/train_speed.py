@@ -6,8 +6,11 @@ Training FLOPs are counted from the recipe: 6 x (non-embedding parameters per la
 x training tokens x epochs run, plus 2 x parameters x layers cached x tokens of every split for the
 one forward pass that fills the cache (`train.layer_cache.training_flops`); the figure is printed as a
 ratio to the full recipe (every layer trained, 15 epochs, same data), and as achieved FLOP/s against
-a plain fp32 matmul measured in the same run, with the CPU features this process saw. Timings are
-only comparable as ratios measured in one run on one machine.
+a plain fp32 matmul measured in the same run, with the CPU features this process saw, and the wall
+seconds of each stage (`metrics.json` "stage_seconds"). Timings are only comparable as ratios measured
+in one run on one machine. An AVX2-only CPU can be emulated on a newer one (`infer.hardware`):
+
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 python benchmarks/train_speed.py
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ def main() -> None:
           f"{FULL_RECIPE_EPOCHS} epochs: {full['total'] / 1e12:.2f} TFLOP)")
     print(f"achieved in the train loop: {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.2f} x plain fp32 matmul "
           f"({peak / 1e9:.1f} GFLOP/s measured now)")
+    stages = metrics.get("stage_seconds", {})
+    if stages:
+        print("stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
     test = metrics["test"]
     print(f"test (Trainer, thresholds 0.5): issue macro-F1 {test.get('test_issues_macro_f1', float('nan')):.3f}, "
           f"stance macro-F1 {test.get('test_stance_macro_f1', float('nan')):.3f}")

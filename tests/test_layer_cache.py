@@ -130,3 +130,14 @@ def test_text_prefix_lives_in_the_saved_tokenizer(tiny_backbone, schema, tmp_pat
     prefix_ids = plain("Geneva talks:", add_special_tokens=False)["input_ids"]
     assert len(windows["input_ids"]) > 1
     assert all(w[1:1 + len(prefix_ids)] == prefix_ids and len(w) <= 16 for w in windows["input_ids"])
+
+
+def test_encoder_dropout_sets_every_encoder_dropout_and_is_validated(tiny_backbone, schema):
+    model, _ = build_model(ModelConfig(backbone=str(tiny_backbone), encoder_dropout=0.0, pooling="mean_layer"), schema)
+    rates = {m.p for m in model.bert.encoder.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.0} and model.dropout.p == 0.0
+    assert model.config.hidden_dropout_prob == 0.0 and model.config.attention_probs_dropout_prob == 0.0
+    kept, _ = build_model(ModelConfig(backbone=str(tiny_backbone), encoder_dropout=0.0, dropout=0.2), schema)
+    assert kept.dropout.p == 0.2
+    with pytest.raises(ConfigError, match="model.encoder_dropout must be in"):
+        ModelConfig(backbone=str(tiny_backbone), encoder_dropout=1.5)

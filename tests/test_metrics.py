@@ -48,3 +48,15 @@ def test_flatten_keeps_scalars():
     flat = flatten(compute([[0.9, 0.1, 1, 0, 0]], [[1, 0, 1, 0, 0]]))
     assert flat["issues/per_label/a/f1"] == 1.0
     assert "stance/confusion_matrix" not in flat
+
+
+def test_plain_function_equals_the_evaluate_metric():
+    from train.metrics import issue_stance_metrics
+
+    rng = np.random.default_rng(0)
+    pred, ref = rng.random((30, 5)), (rng.random((30, 5)) > 0.5).astype(float)
+    ref[:, 2:] = np.eye(3)[rng.integers(0, 3, 30)]
+    cuts = [0.3, 0.6]
+    via_evaluate = IssueStanceMetric().compute(predictions=pred, references=ref, issue_names=ISSUES,
+                                               stance_names=STANCE, thresholds=cuts)
+    assert issue_stance_metrics(pred, ref, ISSUES, STANCE, cuts) == via_evaluate

@@ -87,27 +87,33 @@ class IssueStanceMetric(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, issue_names=None, stance_names=None, thresholds=None):
-        if not issue_names or not stance_names:
-            raise ValueError("IssueStanceMetric.compute needs issue_names and stance_names")
-        scores = np.asarray(predictions, dtype=np.float64)
-        gold = np.asarray(references, dtype=np.float64)
-        k = len(issue_names)
-        if scores.ndim != 2 or scores.shape[1] != k + len(stance_names) or gold.shape != scores.shape:
-            raise ValueError(
-                f"expected predictions and references of shape (n, {k + len(stance_names)}), "
-                f"got {scores.shape} and {gold.shape}"
-            )
-        schema = LabelSchema(tuple(issue_names), tuple(stance_names))
-        pred_issues, pred_stance = schema.decide(scores, np.full(k, 0.5) if thresholds is None else thresholds)
-        gold_issues, gold_stance = schema.decide(gold, np.full(k, 0.5))
-        issues = issue_metrics(gold_issues.astype(int), pred_issues.astype(int), issue_names)
-        stance = stance_metrics(gold_stance, pred_stance, stance_names)
-        return {
-            "issues": issues,
-            "stance": stance,
-            "macro_f1": (issues["macro_f1"] + stance["macro_f1"]) / 2,
-            "n": int(len(scores)),
-        }
+        return issue_stance_metrics(predictions, references, issue_names, stance_names, thresholds)
+
+
+def issue_stance_metrics(predictions, references, issue_names, stance_names, thresholds=None) -> dict[str, Any]:
+    """What `IssueStanceMetric().compute(...)` returns, without its Arrow cache round trip (the report
+    scores hundreds of language/origin slices, where that round trip took most of the time)."""
+    if not issue_names or not stance_names:
+        raise ValueError("IssueStanceMetric.compute needs issue_names and stance_names")
+    scores = np.asarray(predictions, dtype=np.float64)
+    gold = np.asarray(references, dtype=np.float64)
+    k = len(issue_names)
+    if scores.ndim != 2 or scores.shape[1] != k + len(stance_names) or gold.shape != scores.shape:
+        raise ValueError(
+            f"expected predictions and references of shape (n, {k + len(stance_names)}), "
+            f"got {scores.shape} and {gold.shape}"
+        )
+    schema = LabelSchema(tuple(issue_names), tuple(stance_names))
+    pred_issues, pred_stance = schema.decide(scores, np.full(k, 0.5) if thresholds is None else thresholds)
+    gold_issues, gold_stance = schema.decide(gold, np.full(k, 0.5))
+    issues = issue_metrics(gold_issues.astype(int), pred_issues.astype(int), issue_names)
+    stance = stance_metrics(gold_stance, pred_stance, stance_names)
+    return {
+        "issues": issues,
+        "stance": stance,
+        "macro_f1": (issues["macro_f1"] + stance["macro_f1"]) / 2,
+        "n": int(len(scores)),
+    }
 
 
 def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, float]:

@@ -35,6 +35,8 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     if cfg.text_prefix:
         add_template_prefix(tokenizer, cfg.text_prefix)
     extra = {"classifier_dropout": cfg.dropout} if cfg.dropout is not None else {}
+    if cfg.encoder_dropout is not None:
+        extra.update(hidden_dropout_prob=cfg.encoder_dropout, attention_probs_dropout_prob=cfg.encoder_dropout)
     model = load_pretrained(
         cfg.backbone,
         AutoModelForSequenceClassification,

@@ -26,7 +26,7 @@ import numpy as np
 
 from infer.atomic import atomic_file
 from infer.labels import LabelSchema
-from train.metrics import IssueStanceMetric
+from train.metrics import issue_stance_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +34,9 @@ logger = logging.getLogger(__name__)
 def score_system(scores: np.ndarray, gold: np.ndarray, schema: LabelSchema, thresholds: Sequence[float],
                  langs: Sequence[str], origins: Sequence[str]) -> dict[str, Any]:
     """Metrics overall and broken down by language and by origin."""
-    metric = IssueStanceMetric()
-
     def compute(mask: np.ndarray) -> dict[str, Any]:
-        return metric.compute(predictions=scores[mask], references=gold[mask], issue_names=list(schema.issues),
-                              stance_names=list(schema.stance), thresholds=list(thresholds))
+        return issue_stance_metrics(scores[mask], gold[mask], list(schema.issues), list(schema.stance),
+                                    list(thresholds))
 
     langs, origins = np.asarray(langs), np.asarray(origins)
     result = compute(np.ones(len(scores), dtype=bool))

@@ -9,7 +9,7 @@ Run directory layout:
     train_config.yaml   the resolved config
     splits.json         record ids per split
     data_summary.json   record counts per split, language, origin and label (read by the model card)
-    metrics.json        the Trainer's log history and final validation/test figures
+    metrics.json        the Trainer's log history, final validation/test figures, wall seconds per stage
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ def main(cfg: Config, resume: bool = False) -> Path:
     from transformers import set_seed
 
     started = time.time()
+    stages: dict[str, float] = {}  # wall seconds per stage, saved in metrics.json
+
+    def stage_done(name: str, since: float) -> float:
+        now = time.time()
+        stages[name] = round(now - since, 1)
+        return now
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.seed)
@@ -88,6 +94,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
                     len(encoded["train"]))
         encoded["train"] = add_alignment_targets(encoded["train"], cfg.model.backbone, cfg.data.max_length)
 
+    mark = stage_done("data_and_model", started)
     trainable, collator = model, None
     if cfg.model.train_layers is not None and cfg.train.cache_frozen_layers:
         start = first_trained_layer(model, cfg.model)
@@ -95,6 +102,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
             model, encoded, start, autocast=resolve_precision(cfg.train.precision) == "bf16",
             passthrough=[ALIGNMENT_COLUMN] if cfg.loss.cls_alignment_weight > 0 else [])
 
+    mark = stage_done("cache_frozen_layers", mark) if collator is not None else mark
     # 3. train
     checkpoint = None
     if resume:
@@ -108,6 +116,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
     if checkpoint is None and trainer.is_world_process_zero() and work_dir.exists():
         shutil.rmtree(work_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
+    mark = stage_done("train_loop", mark)
 
     # 4. thresholds on validation (best checkpoint is loaded at the end of training)
     val = trainer.predict(encoded["validation"], metric_key_prefix="validation")
@@ -121,6 +130,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
                                                     groups=splits["validation"]["group"])
     trainer.model.config.update(calibration.to_config())
     test = trainer.predict(encoded["test"], metric_key_prefix="test")
+    mark = stage_done("thresholds_calibration_test", mark)
 
     if not trainer.is_world_process_zero():
         return run_dir
@@ -147,11 +157,16 @@ def main(cfg: Config, resume: bool = False) -> Path:
         "calibration": calibration_info,
         "wall_seconds": round(time.time() - started, 1),
     }
+    mark = stage_done("save", mark)
     (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
     del trainer, model, trainable, collator  # the evaluation reloads the saved checkpoint: free the training copy and optimizer first
     gc.collect()
     if cfg.eval.enabled:
         evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines, extra_data=cfg.eval.extra_data)
+        mark = stage_done("evaluate", mark)
+    history["stage_seconds"] = stages  # every stage of this process, in order
+    history["wall_seconds"] = round(time.time() - started, 1)
+    (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
     replace_dir(staging, run_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     if cfg.hub.push:
@@ -161,5 +176,6 @@ def main(cfg: Config, resume: bool = False) -> Path:
     logger.info("Test (Trainer metrics, issue thresholds 0.5; report.md uses the tuned ones): "
                 "issues macro-F1 %.3f, stance macro-F1 %.3f",
                 test.metrics.get("test_issues_macro_f1", np.nan), test.metrics.get("test_stance_macro_f1", np.nan))
-    logger.info("Run saved to %s (%.0f s)", run_dir, time.time() - started)
+    logger.info("Run saved to %s (%.0f s: %s)", run_dir, time.time() - started,
+                ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
     return run_dir
