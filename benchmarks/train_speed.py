@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch  # noqa: E402
+
 from benchmarks.common import fp32_matmul_flops, machine_line, peak_rss_mib  # noqa: E402
 from train.config import load_config  # noqa: E402
 from train.layer_cache import training_flops  # noqa: E402
@@ -75,7 +77,14 @@ def main() -> None:
         frozen_uncached = 0 if cfg.train.cache_frozen_layers else layers - trained
     else:
         trained, cached, frozen_uncached = layers, 0, 0
-    recipe = training_flops(per_layer, trained, cached, train_tokens, epochs, cached_passes=all_tokens / train_tokens)
+    from transformers import AutoModelForSequenceClassification
+
+    from infer.first_token import supports_first_token
+
+    with torch.device("meta"):  # the architecture only, to ask whether the last layer runs for one token
+        first_token = supports_first_token(AutoModelForSequenceClassification.from_config(conf))
+    recipe = training_flops(per_layer, trained, cached, train_tokens, epochs, cached_passes=all_tokens / train_tokens,
+                            first_token_last=first_token and cfg.model.train_layers is not None)
     recipe["total"] += 2 * per_layer * frozen_uncached * train_tokens * epochs  # frozen layers' forward, uncached
     from train.backbone import load_pretrained
 
@@ -88,7 +97,8 @@ def main() -> None:
           f"{final['train_runtime']:.1f} s, {epochs:.2f} epochs, {len(splits['train'])} train records, "
           f"{train_tokens} tokens/epoch")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
-    print(f"layers: {trained} trained, {cached} cached (of {layers})")
+    print(f"layers: {trained} trained{' (the last for the first token only)' if first_token else ''}, "
+          f"{cached} cached (of {layers})")
     print(f"training FLOPs: {recipe['total'] / 1e12:.2f} TFLOP (cache fill {recipe['cached'] / 1e12:.2f}) = "
           f"{recipe['total'] / full['total']:.3f} x the full recipe ({backbone_layers} layers trained, "
           f"{FULL_RECIPE_EPOCHS} epochs: {full['total'] / 1e12:.2f} TFLOP)")

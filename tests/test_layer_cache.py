@@ -114,6 +114,8 @@ def test_training_flops_counts_trained_and_cached_layers():
     assert f["cached"] == 2 * 10 * 8 * 100 * 2
     assert f["total"] == f["trained"] + f["cached"]
     assert np.isclose(f["total"], 72000 + 32000)
+    one_token = training_flops(10, 4, 8, 100, 3, cached_passes=2, first_token_last=True)
+    assert np.isclose(one_token["trained"], 6 * 10 * (3 + 1 / 6) * 100 * 3)  # K and V of the last layer only
 
 
 def test_text_prefix_lives_in_the_saved_tokenizer(tiny_backbone, schema, tmp_path):

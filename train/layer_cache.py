@@ -175,11 +175,19 @@ class TopLayers(nn.Module):
         return SequenceClassifierOutput(logits=logits, hidden_states=(hidden,) if output_hidden_states else None)
 
 
-def training_flops(non_embedding_per_layer: int, layers_trained: int, layers_cached: int, tokens_per_epoch: int,
-                   epochs: float, cached_passes: int = 1) -> dict[str, float]:
+# Share of a BERT layer's matmul FLOPs still spent on every position when only the first token's output is
+# needed (`infer.first_token`): the key and value projections, 2 h^2 of 4 h^2 + 2 h x intermediate (= 12 h^2).
+FIRST_TOKEN_LAST_LAYER = 1 / 6
+
+
+def training_flops(non_embedding_per_layer: int, layers_trained: float, layers_cached: int, tokens_per_epoch: int,
+                   epochs: float, cached_passes: float = 1, first_token_last: bool = False) -> dict[str, float]:
     """Training FLOPs of a recipe, counted as 6 x params x tokens for trained layers (forward + backward)
     and 2 x params x tokens for the one forward pass that fills the cache (over `cached_passes` epochs'
-    worth of tokens: train + validation + test). Attention-score FLOPs are left out (short texts)."""
+    worth of tokens: train + validation + test). With `first_token_last` the last trained layer counts
+    `FIRST_TOKEN_LAST_LAYER` of a layer. Attention-score FLOPs are left out (short texts)."""
+    if first_token_last:
+        layers_trained = layers_trained - 1 + FIRST_TOKEN_LAST_LAYER
     trained = 6 * non_embedding_per_layer * layers_trained * tokens_per_epoch * epochs
     cached = 2 * non_embedding_per_layer * layers_cached * tokens_per_epoch * cached_passes
     return {"trained": float(trained), "cached": float(cached), "total": float(trained + cached)}
