@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,8 +171,10 @@ def test_crash_leaves_no_run_and_resume_continues(tiny_config, monkeypatch):
     assert max(epochs) == 3
 
 
-def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config, monkeypatch, caplog):
-    """6 steps per epoch, checkpoints every 2 steps: killed at step 5, the run resumes from checkpoint-4."""
+@pytest.mark.parametrize("cached", [False, True], ids=["full-model", "cached-top-layers"])
+def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config, monkeypatch, caplog, cached):
+    """6 steps per epoch, checkpoints every 2 steps: killed at step 5, the run resumes from checkpoint-4.
+    Also for top-layer training on cached states (the checkpoints hold the `TopLayers` wrapper)."""
     import logging
 
     from transformers import Trainer, TrainerCallback
@@ -191,6 +194,8 @@ def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config,
         return trainer
 
     tiny_config.train.save_steps = 2
+    if cached:
+        tiny_config.model.train_layers, tiny_config.model.pooling = 1, "mean_layer"
     monkeypatch.setattr(run_module, "build_trainer", build_with_kill)
     with pytest.raises(KeyboardInterrupt):
         main(tiny_config)
@@ -215,6 +220,16 @@ def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config,
     assert max(e["step"] for e in history) == 12  # 2 epochs of 6 steps, the first 4 not redone
     total = next(r for r in caplog.records if "Training wall time" in r.getMessage())
     assert f"earlier processes {before:.0f} s" in total.getMessage()
+    if cached:  # a plain, whole checkpoint: the frozen layer is the backbone's, the trained ones moved
+        from safetensors.torch import load_file
+
+        saved = load_file(run_dir / "model.safetensors")
+        backbone = load_file(Path(tiny_config.model.backbone) / "model.safetensors")
+        frozen = "encoder.layer.0.attention.self.query.weight"
+        assert torch.equal(saved[f"bert.{frozen}"], backbone[frozen])
+        assert not torch.equal(saved["bert.encoder.layer.1.attention.self.query.weight"],
+                               backbone["encoder.layer.1.attention.self.query.weight"])
+        assert json.loads((run_dir / "config.json").read_text())["num_hidden_layers"] == 3
 
 
 def test_save_steps_is_validated():
