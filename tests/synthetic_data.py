@@ -1,6 +1,5 @@
 """Small synthetic labeled records (templated sentences) for fast tests of the data and training code."""
 
-import copy
 import json
 import random
 from pathlib import Path

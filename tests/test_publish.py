@@ -165,8 +165,6 @@ def test_base_model_of_a_bundled_backbone_is_its_hub_original():
 @pytest.mark.parametrize("failing, step", [("create_repo", "create repo org/name"), ("upload_folder", "upload to org/name")])
 def test_hub_failure_is_one_line_naming_the_step_without_the_token(finished_run, monkeypatch, caplog, capsys,
                                                                    failing, step):
-    from train import publish as publish_module
-
     monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
     api = mock.MagicMock()
     getattr(api, failing).side_effect = ConnectionError(

@@ -8,7 +8,6 @@ from infer.__main__ import parse_args
 from infer.cli import main
 from infer.prediction import Prediction
 from infer.selection import LabelingSelector, uncertainty
-from synthetic_data import SCHEMA_PATH
 from train.data import DataError, check, validate_record
 
 

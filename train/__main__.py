@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from infer.termination import exit_on_sigterm
+from train.command import run_command, start_command
 from train.config import ConfigError, load_config
 from train.data import DataError
 
@@ -24,20 +24,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def cli(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed; the .partial run stays resumable
+    start_command(args.log_level)  # SIGTERM like Ctrl-C: the .partial run stays resumable
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     from train.run import main
 
-    try:
-        cfg = load_config(args.config, overrides)
-        main(cfg, resume=args.resume)
-    except (ConfigError, DataError, OSError, ImportError, ValueError) as exc:
-        if args.log_level.upper() == "DEBUG":
-            raise
-        logging.getLogger("train").error("%s", exc)
-        return 2
-    return 0
+    return run_command(lambda: main(load_config(args.config, overrides), resume=args.resume), args.log_level,
+                       (ConfigError, DataError, OSError, ImportError, ValueError), logging.getLogger("train"))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from infer.atomic import atomic_file
-from infer.termination import exit_on_sigterm
+from train.command import run_command, start_command
 from train.config import Config, ConfigError, load_config
 from train.data import DataError
 from train.run import main as train_main
@@ -96,16 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="directory for cv/fold-i runs and cv_report.json/.md")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
-    try:
-        cross_validate(load_config(args.config, args.overrides), args.folds, args.out)
-    except (ConfigError, DataError, OSError, ValueError) as exc:
-        if args.log_level.upper() == "DEBUG":
-            raise
-        logger.error("%s", exc)
-        return 2
-    return 0
+    start_command(args.log_level)
+    return run_command(lambda: cross_validate(load_config(args.config, args.overrides), args.folds, args.out),
+                       args.log_level, (ConfigError, DataError, OSError, ValueError), logger)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 
 from infer.classifier import Classifier
 from infer.labels import LabelSchema
-from infer.termination import exit_on_sigterm
+from train.command import run_command, start_command
 from train.baselines import build_baselines
 from train.config import Config, ConfigError, load_config
 from train.calibrate import calibration_report
@@ -161,23 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cv", type=int, metavar="K", help=argparse.SUPPRESS)  # moved to train.crossval
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
+    start_command(args.log_level)
     if args.cv:
         parser.error(f"cross-validation trains K models and has its own command: python -m train.crossval "
                      f"--config {Path(args.model) / 'train_config.yaml'} --folds {args.cv} --out DIR")
-    try:
+    def work() -> None:
         extra = args.extra_data
         run_config = Path(args.model) / "train_config.yaml"
         if extra is None:  # the run's own eval.extra_data (a non-run directory fails below, with its message)
             extra = load_config(run_config).eval.extra_data if run_config.is_file() else []
         evaluate_run(args.model, args.split, args.data, args.baselines, args.out, extra_data=extra)
-    except (ConfigError, DataError, OSError, ValueError) as exc:
-        if args.log_level.upper() == "DEBUG":
-            raise
-        logger.error("%s", exc)
-        return 2
-    return 0
+
+    return run_command(work, args.log_level, (ConfigError, DataError, OSError, ValueError), logger)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from infer.atomic import atomic_dir
-from infer.termination import exit_on_sigterm
+from train.command import run_command, start_command
 from train.model_card import build_card
 
 logger = logging.getLogger(__name__)
@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--card", help="only (re)write the model card of the run to this path")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
-    try:
+    start_command(args.log_level, fmt="%(levelname)s %(name)s: %(message)s")
+
+    def work() -> None:
         if args.card:
             build_card(args.run, args.repo_id).save(args.card)
             logger.info("Model card written to %s", args.card)
@@ -149,12 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 p.error("--repo-id is required to publish")
             logger.info("Commit: %s", publish(args.run, args.repo_id, private=not args.public, revision=args.revision,
                                               dtype=args.dtype))
-    except (PublishError, OSError, ValueError) as exc:
-        if args.log_level.upper() == "DEBUG":
-            raise
-        logger.error("%s", exc)
-        return 2
-    return 0
+
+    return run_command(work, args.log_level, (PublishError, OSError, ValueError), logger)
 
 
 if __name__ == "__main__":
