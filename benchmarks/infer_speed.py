@@ -128,7 +128,7 @@ def main() -> None:
             systems.append((f"classify() {route} bs16", lambda clf=clf: clf.predict_scores(texts, batch_size=16)))
     auto = Classifier.from_pretrained(model_dir)  # what `infer.classify` uses by default
     systems.append((f"classify() default (auto -> {auto.route})",
-                    lambda: auto.predict_scores(texts, batch_size=32)))
+                    lambda: auto.predict_scores(texts)))
 
     base_time = base_f1 = base_decisions = None
     print(f"{'system':44s} {'para/s':>7s} {'tok/s':>7s} {'x base':>6s} {'peak MiB':>8s} "

@@ -43,14 +43,14 @@ def load(model: str | None = None, *, device: str | None = None, route: str = "a
 
 
 @overload
-def classify(texts: str, model: str | None = None, *, batch_size: int = 32, device: str | None = None,
+def classify(texts: str, model: str | None = None, *, batch_size: int = 16, device: str | None = None,
              explain: bool = False) -> Prediction: ...
 @overload
-def classify(texts: Sequence[str], model: str | None = None, *, batch_size: int = 32,
+def classify(texts: Sequence[str], model: str | None = None, *, batch_size: int = 16,
              device: str | None = None, explain: bool = False) -> list[Prediction]: ...
 
 
-def classify(texts, model=None, *, batch_size=32, device=None, explain=False):
+def classify(texts, model=None, *, batch_size=16, device=None, explain=False):
     """Tag a text (returns one `Prediction`) or a list of texts (returns a list in the same order).
 
     Args:

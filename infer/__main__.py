@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", "-o", default="-", help="output file (default: standard output)")
     p.add_argument("--num-shards", type=int, default=1)
     p.add_argument("--shard-index", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--route", default="auto", help="auto, fp32, bf16, fp16 or int8")
     p.add_argument("--report", metavar="DIR",

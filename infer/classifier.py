@@ -217,7 +217,7 @@ class Classifier:
             out[idx] = logits.float().cpu().numpy()  # (batch, num_labels)
         return out
 
-    def predict_scores(self, texts: list[str], batch_size: int = 32, calibrated: bool = True) -> np.ndarray:
+    def predict_scores(self, texts: list[str], batch_size: int = 16, calibrated: bool = True) -> np.ndarray:
         """Scores (n, num_labels) per text: issue sigmoid max over windows, stance mean over windows.
 
         `calibrated=False` gives the scores before the checkpoint's calibration (temperature 1, no Platt
@@ -226,7 +226,7 @@ class Classifier:
         scores, _ = self._scores_and_windows(texts, batch_size, calibrated)
         return scores
 
-    def predict_scores_and_raw(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    def predict_scores_and_raw(self, texts: list[str], batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
         """`(predict_scores(texts), predict_scores(texts, calibrated=False))` from one forward pass."""
         windows, owner = self._windows(texts)
         logits = self._logits(windows, batch_size)
@@ -267,11 +267,11 @@ class Classifier:
     # -- public API -------------------------------------------------------------------------------
 
     @overload
-    def classify(self, texts: str, batch_size: int = 32, explain: bool = False) -> Prediction: ...
+    def classify(self, texts: str, batch_size: int = 16, explain: bool = False) -> Prediction: ...
     @overload
-    def classify(self, texts: Sequence[str], batch_size: int = 32, explain: bool = False) -> list[Prediction]: ...
+    def classify(self, texts: Sequence[str], batch_size: int = 16, explain: bool = False) -> list[Prediction]: ...
 
-    def classify(self, texts, batch_size: int = 32, explain: bool = False):
+    def classify(self, texts, batch_size: int = 16, explain: bool = False):
         """Tag one text (returns a `Prediction`) or a list of texts (returns a list, same order).
 
         `explain=True` fills `Prediction.evidence` by leave-one-sentence-out occlusion (`infer.evidence`):
@@ -299,7 +299,7 @@ class Classifier:
             preds = add_evidence(self, preds, batch_size)
         return preds[0] if single else preds
 
-    def classify_document(self, text: str, batch_size: int = 32, explain: bool = False) -> DocumentPrediction:
+    def classify_document(self, text: str, batch_size: int = 16, explain: bool = False) -> DocumentPrediction:
         """Split a document on blank lines (or single newlines), classify each paragraph, aggregate."""
         check_texts([text])
         parts = [p.strip() for p in _PARAGRAPH_SPLIT.split(text) if p.strip()]

@@ -81,7 +81,7 @@ def _without(text: str, spans: list[tuple[int, int]], i: int) -> str:
     return text[:spans[i][0]] + text[spans[i][1]:]
 
 
-def add_evidence(clf: Classifier, preds: Sequence[Prediction], batch_size: int = 32, top: int = 1) -> list[Prediction]:
+def add_evidence(clf: Classifier, preds: Sequence[Prediction], batch_size: int = 16, top: int = 1) -> list[Prediction]:
     """Return `preds` with `evidence` filled in (see the module docstring).
 
     Args:

@@ -177,7 +177,7 @@ def format_table_row(pred) -> str:
 
 def tag_stream(clf: Classifier, rows: Iterator[tuple[str, dict[str, Any]]], out: TextIO, *, text_column: str = "text",
                document: bool = False, out_format: str = "jsonl", num_shards: int = 1, shard_index: int = 0,
-               chunk_size: int = 256, batch_size: int = 32, progress: bool = True, explain: bool = False,
+               chunk_size: int = 256, batch_size: int = 16, progress: bool = True, explain: bool = False,
                observers: Sequence[Callable] = (), summary: Summary | None = None) -> Summary:
     """Classify this shard's rows in chunks and write one output line per row; returns the summary.
 

@@ -175,7 +175,12 @@ def test_missing_model_directory_is_named(tmp_path, capsys):
 
 
 def test_missing_model_that_looks_like_a_hub_id_says_it_could_not_be_fetched(tmp_path, capsys, monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # read once at import: an earlier test may have imported the hub client, so set the flag itself too
+    # (otherwise this waits on network retries instead of failing fast, as on an offline machine)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in.txt").write_text("NATO\n")
