@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import random
 import statistics
 import sys
@@ -29,16 +28,6 @@ from benchmarks.common import machine_line  # noqa: E402
 from infer.classifier import Classifier  # noqa: E402
 from infer.evidence import split_sentences  # noqa: E402
 from infer.labels import LabelSchema  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_classifier(model: str, backbone: str) -> tuple[Classifier, str]:
@@ -87,7 +76,7 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - start)
     t_plain, t_explain = statistics.median(times["plain"]), statistics.median(times["explain"])
-    print(f"CPU: {cpu_model()}; {machine_line()}")
+    print(machine_line())
     print(f"model: {what}; {len(texts)} paragraphs from {args.data}, {tokens} tokens, "
           f"{statistics.mean(sentences):.2f} sentences per paragraph (max {max(sentences)}); "
           f"median of {args.repeat} after a warm-up")
