@@ -118,8 +118,7 @@ def main() -> None:
 
     systems = [("pipeline fp32 bs16 (baseline)", run_pipeline)]
     full_forward = Classifier(fp32.model, fp32.tokenizer, schema, fp32.raw_thresholds, fp32.device, "fp32",
-                              calibration=fp32.calibration)
-    full_forward._first_token = False  # the model's own forward: every position of the last layer
+                              calibration=fp32.calibration, first_token=False)  # every position of the last layer
     systems.append(("classify() fp32 sorted, full last layer", lambda: full_forward.predict_scores(texts, batch_size=16)))
     systems.append(("classify() fp32 sorted, first-token last", lambda: fp32.predict_scores(texts, batch_size=16)))
     for route in available_routes(torch.device("cpu")):

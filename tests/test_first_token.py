@@ -1,5 +1,6 @@
 """The last layer for the pooler's token only: the same logits and gradients as the model's own forward."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,13 @@ def test_unsupported_models_fall_back_to_none(model_and_batch):
     model.config.model_type = "xlm-roberta"  # not known to read the pooler
     assert not supports_first_token(model)
     assert first_token_logits(model, batch["input_ids"], batch["attention_mask"]) is None
+
+
+def test_classifier_scores_equal_with_and_without_the_first_token_path(tiny_checkpoint):
+    from infer.classifier import Classifier
+
+    fast = Classifier.from_pretrained(tiny_checkpoint, route="fp32")
+    plain = Classifier(fast.model, fast.tokenizer, fast.schema, fast.raw_thresholds, fast.device, "fp32",
+                       calibration=fast.calibration, first_token=False)
+    assert fast._first_token and not plain._first_token
+    np.testing.assert_allclose(fast.predict_scores(TEXTS), plain.predict_scores(TEXTS), atol=1e-5)

@@ -142,6 +142,20 @@ def test_embeddings_frozen_by_default(tiny_config, schema):
     assert model.classifier.weight.requires_grad
 
 
+def spy_on_resume(monkeypatch) -> dict:
+    """Patch `Trainer.train` to record the checkpoint it resumes from in the returned dict."""
+    from transformers import Trainer
+
+    seen, original = {}, Trainer.train
+
+    def spy(self, resume_from_checkpoint=None, **kw):
+        seen["checkpoint"] = resume_from_checkpoint
+        return original(self, resume_from_checkpoint=resume_from_checkpoint, **kw)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    return seen
+
+
 def test_crash_leaves_no_run_and_resume_continues(tiny_config, monkeypatch):
     def crash(staging, run_dir):
         raise RuntimeError("simulated crash before the run was moved into place")
@@ -154,16 +168,7 @@ def test_crash_leaves_no_run_and_resume_continues(tiny_config, monkeypatch):
     assert any(p.name.startswith("checkpoint-") for p in partial.iterdir())
     monkeypatch.undo()
 
-    from transformers import Trainer
-
-    seen = {}
-    original = Trainer.train
-
-    def spy(self, resume_from_checkpoint=None, **kw):
-        seen["checkpoint"] = resume_from_checkpoint
-        return original(self, resume_from_checkpoint=resume_from_checkpoint, **kw)
-
-    monkeypatch.setattr(Trainer, "train", spy)
+    seen = spy_on_resume(monkeypatch)
     tiny_config.train.epochs = 3
     run_dir = main(tiny_config, resume=True)
     assert seen["checkpoint"] and "checkpoint-" in seen["checkpoint"]
@@ -177,7 +182,7 @@ def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config,
     Also for top-layer training on cached states (the checkpoints hold the `TopLayers` wrapper)."""
     import logging
 
-    from transformers import Trainer, TrainerCallback
+    from transformers import TrainerCallback
 
     from train.trainer import WALL_TIME_FILE
 
@@ -205,14 +210,7 @@ def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config,
     assert before > 0
     monkeypatch.setattr(run_module, "build_trainer", original_build)
 
-    seen = {}
-    original_train = Trainer.train
-
-    def spy(self, resume_from_checkpoint=None, **kw):
-        seen["checkpoint"] = resume_from_checkpoint
-        return original_train(self, resume_from_checkpoint=resume_from_checkpoint, **kw)
-
-    monkeypatch.setattr(Trainer, "train", spy)
+    seen = spy_on_resume(monkeypatch)
     with caplog.at_level(logging.INFO, logger="train.trainer"):
         run_dir = main(tiny_config, resume=True)
     assert seen["checkpoint"].endswith("checkpoint-4")
