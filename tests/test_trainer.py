@@ -111,3 +111,36 @@ def test_cls_alignment_weight_is_validated():
 
     with pytest.raises(ConfigError, match="loss.cls_alignment_weight"):
         load_config(None, ["loss.cls_alignment_weight=-1"])
+
+
+def test_eval_max_samples_evaluates_a_seeded_subset_in_length_order(tiny_config, schema, tmp_path):
+    import dataclasses
+
+    import datasets
+
+    from train.trainer import build_trainer
+
+    model, tokenizer = build_model(tiny_config.model, schema)
+
+    def split(n):
+        return datasets.Dataset.from_dict({
+            "input_ids": [[5] * (i % 7 + 2) for i in range(n)], "attention_mask": [[1] * (i % 7 + 2) for i in range(n)],
+            "labels": [[0.0] * schema.num_labels for _ in range(n)], "length": [i % 7 + 2 for i in range(n)],
+            "row": list(range(n))})
+    splits = datasets.DatasetDict(train=split(8), validation=split(30))
+
+    def evaluated(cap):
+        cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, eval_max_samples=cap))
+        return build_trainer(cfg, model, tokenizer, splits, schema, tmp_path / "work").eval_dataset
+
+    assert evaluated(None)["row"] == list(range(30))  # uncapped: the whole split as given
+    capped = evaluated(12)
+    assert len(capped) == 12 and len(set(capped["row"])) == 12
+    assert capped["length"] == sorted(capped["length"])
+    assert capped["row"] == evaluated(12)["row"]  # seeded
+    assert capped["row"] != list(range(12))  # a random subset, not the head of the split
+
+
+def test_eval_max_samples_is_validated():
+    with pytest.raises(Exception, match="train.eval_max_samples"):
+        load_config(None, ["train.eval_max_samples=0"])

@@ -37,6 +37,8 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     extra = {"classifier_dropout": cfg.dropout} if cfg.dropout is not None else {}
     if cfg.encoder_dropout is not None:
         extra.update(hidden_dropout_prob=cfg.encoder_dropout, attention_probs_dropout_prob=cfg.encoder_dropout)
+    if cfg.attention_dropout is not None:
+        extra["attention_probs_dropout_prob"] = cfg.attention_dropout
     model = load_pretrained(
         cfg.backbone,
         AutoModelForSequenceClassification,

@@ -14,6 +14,7 @@ Run directory layout:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -28,6 +29,7 @@ from infer.labels import LabelSchema
 from train.calibrate import fit_calibration
 from train.config import Config
 from train.data import load_records, split_summary, tokenize_splits
+from train.dropout import use_fast_dropout
 from train.embeddings import ALIGNMENT_COLUMN, add_alignment_targets
 from train.evaluate import evaluate_run
 from train.layer_cache import cached_training_inputs, unwrap
@@ -89,6 +91,9 @@ def main(cfg: Config, resume: bool = False) -> Path:
     # 2. model
     model, tokenizer = build_model(cfg.model, schema)
     encoded = tokenize_splits(splits, tokenizer, schema, cfg.data.max_length)
+    for name in ("validation", "test"):  # evaluation is batched in order: length order pads little
+        order = np.argsort(encoded[name]["length"], kind="stable")
+        splits[name], encoded[name] = splits[name].select(order), encoded[name].select(order)
     if cfg.loss.cls_alignment_weight > 0:
         logger.info("Alignment targets: frozen %s embeddings of %d training texts", cfg.model.backbone,
                     len(encoded["train"]))
@@ -115,7 +120,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
     logger.info("Processes: %d (device %s)", trainer.args.world_size, trainer.args.device)
     if checkpoint is None and trainer.is_world_process_zero() and work_dir.exists():
         shutil.rmtree(work_dir)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with use_fast_dropout(unwrap(trainable)) if cfg.train.fast_dropout else contextlib.nullcontext():
+        trainer.train(resume_from_checkpoint=checkpoint)
     mark = stage_done("train_loop", mark)
 
     # 4. thresholds on validation (best checkpoint is loaded at the end of training)

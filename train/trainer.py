@@ -228,11 +228,15 @@ def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, ou
         callbacks.append(StepCheckpoints(cfg.train.save_steps))
     if cfg.train.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
+    eval_split = splits["validation"]
+    cap = cfg.train.eval_max_samples
+    if cap is not None and cap < len(eval_split):
+        eval_split = eval_split.shuffle(seed=cfg.seed).select(range(cap)).sort("length")
     return IssueStanceTrainer(
         model=model,
         args=args,
         train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
+        eval_dataset=eval_split,
         processing_class=tokenizer,
         data_collator=data_collator or DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
         compute_metrics=compute_metrics_fn(schema),
