@@ -143,3 +143,17 @@ def test_encoder_dropout_sets_every_encoder_dropout_and_is_validated(tiny_backbo
     assert kept.dropout.p == 0.2
     with pytest.raises(ConfigError, match="model.encoder_dropout must be in"):
         ModelConfig(backbone=str(tiny_backbone), encoder_dropout=1.5)
+
+
+def test_attention_dropout_sets_the_attention_probabilities_alone(tiny_backbone, schema):
+    model, _ = build_model(ModelConfig(backbone=str(tiny_backbone), attention_dropout=0.0, pooling="mean_layer"),
+                           schema)
+    layers = model.bert.encoder.layer
+    assert len(layers) == 3  # the appended pooling layer too
+    assert all(layer.attention.self.dropout.p == 0.0 for layer in layers)
+    assert all(layer.attention.output.dropout.p == 0.1 and layer.output.dropout.p == 0.1 for layer in layers)
+    assert model.config.attention_probs_dropout_prob == 0.0 and model.config.hidden_dropout_prob == 0.1
+    both, _ = build_model(ModelConfig(backbone=str(tiny_backbone), encoder_dropout=0.2, attention_dropout=0.05), schema)
+    assert both.config.hidden_dropout_prob == 0.2 and both.config.attention_probs_dropout_prob == 0.05
+    with pytest.raises(ConfigError, match="model.attention_dropout must be in"):
+        ModelConfig(backbone=str(tiny_backbone), attention_dropout=-0.1)

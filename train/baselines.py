@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
+from threadpoolctl import threadpool_limits
 
 from infer.labels import LabelSchema
 from train.embeddings import E5_PREFIX, FrozenEncoder
@@ -33,6 +34,10 @@ class _LogRegHeads:
         self.schema, self.c, self.seed = schema, c, seed
 
     def fit(self, x, labels: np.ndarray) -> None:
+        with threadpool_limits(limits=1):  # ~1k rows: threads only add overhead (and contend with torch's)
+            self._fit(x, labels)
+
+    def _fit(self, x, labels: np.ndarray) -> None:
         issues, stance = self.schema.split(labels)
         self.issue_models = []
         for y in issues.T:
@@ -45,6 +50,10 @@ class _LogRegHeads:
                                                random_state=self.seed).fit(x, stance.argmax(1))
 
     def predict(self, x) -> np.ndarray:
+        with threadpool_limits(limits=1):
+            return self._predict(x)
+
+    def _predict(self, x) -> np.ndarray:
         n = x.shape[0]
         out = np.zeros((n, self.schema.num_labels))
         issues, stance = out[:, self.schema.issue_slice], out[:, self.schema.stance_slice]  # views into out

@@ -199,8 +199,9 @@ class TrainConfig:
     )
     fast_dropout: bool = field(
         default=True,
-        metadata={"help": "On CPU, draw dropout masks 4 per 64-bit random word (train.dropout: the same Bernoulli "
-                          "masks, ~3x cheaper than torch's serial kernel). false: torch's dropout."},
+        metadata={"help": "On CPU, draw the dropout masks of the nn.Dropout modules (hidden states, classifier) 4 per "
+                          "64-bit random word (train.dropout: the same Bernoulli masks, ~3x cheaper to draw than "
+                          "with torch's serial kernel). false: torch's dropout."},
     )
 
     def __post_init__(self) -> None:
