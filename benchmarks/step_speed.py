@@ -7,7 +7,8 @@ batch of cached states (batch `train.batch_size`, every second text padded to 3/
 loss, backward and an AdamW step. Variants, all in the same process, alternated over `--rounds`:
 torch's dropout everywhere (the recipe before this session), hidden-state (and classifier) masks
 from `train.dropout.fast_dropout`, no attention-probability dropout (with torch's or fast
-hidden-state masks: the default is the latter) and no dropout at all. Prints milliseconds per step (best round) and the ratio to the first variant, with the CPU seen.
+hidden-state masks: the default is the latter) and no dropout at all. Prints milliseconds per step
+(best round) and the ratio to the first variant, with the CPU seen.
 """
 
 from __future__ import annotations

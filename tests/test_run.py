@@ -65,6 +65,13 @@ def test_main_trains_and_writes_a_complete_run(tiny_config):
     assert config["label_schema"]["stance"] == ["favor", "against", "neutral"]
     splits = json.loads((run_dir / "splits.json").read_text())
     assert sum(map(len, splits.values())) == len(synthetic_records())
+    from transformers import AutoTokenizer
+
+    tokenizer, by_id = AutoTokenizer.from_pretrained(run_dir), {r["id"]: r for r in synthetic_records()}
+    for name in ("validation", "test"):  # evaluated in length order, so batches pad little
+        lengths = [len(tokenizer(by_id[i]["text"], truncation=True, max_length=64)["input_ids"])
+                   for i in splits[name]]
+        assert lengths == sorted(lengths) and len(set(lengths)) > 1
     summary = json.loads((run_dir / "data_summary.json").read_text())
     assert {k: v["n"] for k, v in summary["splits"].items()} == {k: len(v) for k, v in splits.items()}
     assert summary["all"]["n"] == len(synthetic_records())
@@ -91,10 +98,12 @@ def test_thresholds_are_tuned_on_the_validation_split(tiny_config, schema, monke
     val_ids = json.loads((run_dir / "splits.json").read_text())["validation"]
     by_id = {r["id"]: r for r in synthetic_records()}
     expected = np.array([schema.encode(by_id[i]["issues"], by_id[i]["stance"]) for i in val_ids])[:, :5]
-    def rows(a):  # the Trainer may batch validation in its own order: compare the rows as a multiset
+    # validation is stored and predicted in one order (length order): labels and calibration groups align by row
+    assert np.array_equal(np.asarray(seen["labels"]).astype(int), expected.astype(int))
+
+    def rows(a):
         return sorted(map(tuple, np.asarray(a).astype(int).tolist()))
 
-    assert rows(seen["labels"]) == rows(expected)
     test_ids = json.loads((run_dir / "splits.json").read_text())["test"]
     assert len(seen["labels"]) != len(test_ids) or rows(seen["labels"]) != rows(
         [schema.encode(by_id[i]["issues"], by_id[i]["stance"])[:5] for i in test_ids])

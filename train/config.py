@@ -76,8 +76,8 @@ class ModelConfig:
     encoder_dropout: float | None = field(
         default=None,
         metadata={"help": "Dropout inside the encoder layers (hidden states and attention probabilities); null "
-                  "keeps the backbone's (0.1 for e5); the classifier's follows it unless model.dropout is set. 0 "
-                  "trains faster on CPU, where drawing the random masks costs about 1/6 of a step."},
+                  "keeps the backbone's (0.1 for e5); the classifier's follows it unless model.dropout is set. With "
+                  "attention dropout already 0, 0 here takes another ~0-5% off a CPU step (benchmarks/step_speed.py)."},
     )
     attention_dropout: float | None = field(
         default=None,

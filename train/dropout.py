@@ -1,13 +1,11 @@
 """Dropout for CPU training: the same Bernoulli masks as `nn.Dropout`, drawn ~3x cheaper.
 
 On CPU, torch draws a dropout mask with a serial kernel, one generator call per element
-(~10-15 ns per element on the 2-core machines of this project). For the top-layer recipe that is a
-large share of a step: an attention-probability mask alone is batch x heads x length^2 elements
-per layer. `fast_dropout` draws 64-bit random words instead and reads each as four 16-bit
-uniforms, so one generator call serves four elements, then keeps an element when its uniform is at
-least `p` (p rounded to a multiple of 1/65536: 0.1 -> 0.100006). The masks are i.i.d. Bernoulli
-from torch's seeded CPU generator, so runs stay reproducible; they are not bit-identical to
-`nn.Dropout`'s (another stream of the same distribution).
+(~10-15 ns per element on the 2-core machines of this project). `fast_dropout` draws 64-bit random
+words instead and reads each as four 16-bit uniforms, so one generator call serves four elements,
+then keeps an element when its uniform is at least `p` (p rounded to a multiple of 1/65536:
+0.1 -> 0.100006). The masks are i.i.d. Bernoulli from torch's seeded CPU generator, so runs stay
+reproducible; they are not bit-identical to `nn.Dropout`'s (another stream of the same distribution).
 
 `use_fast_dropout(model)` switches a model's `nn.Dropout` modules (hidden states, classifier) to it
 for training; the attention-probability dropout stays torch's, inside SDPA (the default recipe sets it
@@ -15,9 +13,10 @@ to 0: `model.attention_dropout`, so CPU training runs the fused attention kernel
 fuses dropout into its kernels) and in eval mode nothing changes, and nothing is saved with the
 checkpoint (the modules keep `nn.Dropout`'s state dict, which is empty).
 
-Measured (`benchmarks/step_speed.py`, README "Results"; fp32 under AVX2 caps): with the default's
-attention dropout 0, a training step on cached states takes 684 ms instead of 736 with torch's masks
-(16 x 80 tokens), 1475 instead of 1492 (16 x 160).
+Measured (`benchmarks/step_speed.py`, README "Results"; fp32 under AVX2 caps, two runs): with the
+default's attention dropout 0, a training step on cached states took 684 / 753 ms with these masks vs
+736 / 742 with torch's (16 x 80 tokens) and 1475 / 1496 vs 1492 / 1512 (16 x 160): a few percent at
+most, within that machine's noise. The larger saving is the attention dropout off.
 
 Example:
     >>> with use_fast_dropout(model):  # doctest: +SKIP

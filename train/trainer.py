@@ -114,6 +114,18 @@ class IssueStanceTrainer(Trainer):
         if ALIGNMENT_COLUMN not in self._signature_columns:  # keep the targets through column pruning
             self._signature_columns.append(ALIGNMENT_COLUMN)
 
+    def _get_eval_sampler(self, eval_dataset):
+        """Evaluation and prediction in the dataset's order (one process), also with length-grouped training.
+
+        transformers 5 batches evaluation with the training's `LengthGroupedSampler` (random megabatches),
+        so predictions came back in another order than the split's rows, while `train.run` pairs them with
+        the split's columns (calibration groups). `train.run` stores validation and test in length order,
+        so sequential batches pad little. Several processes keep the Trainer's distributed sampler.
+        """
+        if eval_dataset is None or self.args.world_size > 1:
+            return super()._get_eval_sampler(eval_dataset)
+        return torch.utils.data.SequentialSampler(eval_dataset)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The configured loss, plus `cls_alignment_weight` x `cls_alignment_loss` on training batches
         that carry alignment targets (the train split gets them in `train.run`; evaluation never does)."""
