@@ -9,6 +9,12 @@ from synthetic_data import SCHEMA_PATH, synthetic_records, write_jsonl
 from tiny_models import make_tiny_checkpoint
 
 
+@pytest.fixture(autouse=True)
+def _vector_store_in_tmp(tmp_path_factory, monkeypatch):
+    """Frozen-embedding vectors (train.vector_store) go to a per-session temporary store, not the user's."""
+    monkeypatch.setenv("STC_VECTOR_CACHE", str(tmp_path_factory.getbasetemp() / "vector-store"))
+
+
 @pytest.fixture
 def schema() -> LabelSchema:
     return LabelSchema.from_yaml(SCHEMA_PATH)

@@ -105,10 +105,11 @@ class EmbeddingsLogRegBaseline:
 
     name = "embeddings_logreg"
 
-    def __init__(self, schema: LabelSchema, backbone: str, seed: int = 0, batch_size: int = 32,
-                 max_length: int = 256, prefix: str = E5_PREFIX):
+    def __init__(self, schema: LabelSchema, backbone: str, seed: int = 0, batch_size: int = 16,
+                 max_length: int = 256, prefix: str = E5_PREFIX, cache: bool = True):
         self.schema, self.backbone = schema, backbone
-        self.encoder = FrozenEncoder(backbone, batch_size=batch_size, max_length=max_length, prefix=prefix)
+        self.encoder = FrozenEncoder(backbone, batch_size=batch_size, max_length=max_length, prefix=prefix,
+                                     cache=cache)
         self.heads = _LogRegHeads(schema, c=10.0, seed=seed)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -122,12 +123,14 @@ class EmbeddingsLogRegBaseline:
         return self.heads.predict(self.embed(texts))
 
 
-def build_baselines(names: Sequence[str], schema: LabelSchema, backbone: str, seed: int = 0) -> list:
-    """Instantiate baselines by name; unknown names list the known ones."""
+def build_baselines(names: Sequence[str], schema: LabelSchema, backbone: str, seed: int = 0,
+                    vector_cache: bool = True) -> list:
+    """Instantiate baselines by name; unknown names list the known ones. `vector_cache`: the frozen
+    features of `embeddings_logreg` are kept in (and reused from) `train.vector_store`."""
     factories = {
         "majority": lambda: MajorityBaseline(schema),
         "tfidf_logreg": lambda: TfidfLogRegBaseline(schema, seed=seed),
-        "embeddings_logreg": lambda: EmbeddingsLogRegBaseline(schema, backbone, seed=seed),
+        "embeddings_logreg": lambda: EmbeddingsLogRegBaseline(schema, backbone, seed=seed, cache=vector_cache),
     }
     unknown = [n for n in names if n not in factories]
     if unknown:

@@ -236,6 +236,13 @@ class EvalConfig:
         default_factory=lambda: ["majority", "tfidf_logreg", "embeddings_logreg"],
         metadata={"help": "Baselines reported beside the model."},
     )
+    vector_cache: bool = field(
+        default=True,
+        metadata={"help": "Keep the frozen backbone's sentence vectors (embeddings_logreg baseline, alignment "
+                          "targets) in a store keyed by the backbone's content, prefix and text "
+                          "(train.vector_store; $STC_VECTOR_CACHE, else ~/.cache/security-talks-classifier/"
+                          "vectors), so later runs on the same texts do not embed them again."},
+    )
     extra_data: list[str] = field(
         default_factory=list,
         metadata={"help": "More labeled JSONL files every run also scores (model and baselines), each its own "

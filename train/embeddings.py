@@ -13,9 +13,12 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 E5_PREFIX = "query: "
 ALIGNMENT_COLUMN = "alignment_target"  # the train-split column `train.trainer` reads the targets from
@@ -30,11 +33,18 @@ def mean_pool(hidden, attention_mask):
 
 
 class FrozenEncoder:
-    """A backbone loaded once, in eval mode, that turns texts into normalized mean-pooled vectors."""
+    """A backbone loaded once, in eval mode, that turns texts into normalized mean-pooled vectors.
 
-    def __init__(self, backbone: str, batch_size: int = 32, max_length: int = 256, prefix: str = E5_PREFIX):
+    With `cache` (default), vectors are kept in a `train.vector_store.VectorStore` keyed by the backbone's
+    content, prefix and max_length, so texts embedded by an earlier run (or seed, or fold) are not embedded
+    again; `cache_root` overrides the store's root directory.
+    """
+
+    def __init__(self, backbone: str, batch_size: int = 16, max_length: int = 256, prefix: str = E5_PREFIX,
+                 cache: bool = True, cache_root: str | None = None):
         self.backbone, self.batch_size, self.max_length, self.prefix = backbone, batch_size, max_length, prefix
-        self._model = self._tokenizer = None
+        self.cache, self.cache_root = cache, cache_root
+        self._model = self._tokenizer = self._store = None
 
     def _load(self) -> None:
         from transformers import AutoModel, AutoTokenizer
@@ -43,13 +53,38 @@ class FrozenEncoder:
 
         self._tokenizer = load_pretrained(self.backbone, AutoTokenizer)
         self._model = load_pretrained(self.backbone, AutoModel).eval()
+        if self.cache:
+            from train.vector_store import VectorStore, encoder_key
+
+            key = encoder_key(self._model, self._tokenizer, self.prefix, self.max_length)
+            self._store = VectorStore(key, self.cache_root)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), hidden) float32, rows in input order; batches are length-sorted internally."""
-        import torch
-
+        """(len(texts), hidden) float32, rows in input order (stored vectors reused, the rest computed)."""
         if self._model is None:
             self._load()
+        if self._store is None:
+            return self._compute(texts)
+        found = self._store.lookup(texts)
+        missing = [i for i in range(len(texts)) if i not in found]
+        computed = self._compute([texts[i] for i in missing])
+        if missing:
+            self._store.add([texts[i] for i in missing], computed)
+        logger.info("Frozen embeddings: %d of %d texts from the vector store, %d computed",
+                    len(found), len(texts), len(missing))
+        if not found:
+            return computed
+        emb = np.zeros((len(texts), next(iter(found.values())).shape[0]), dtype=np.float32)
+        for i, vector in found.items():
+            emb[i] = vector
+        if missing:
+            emb[missing] = computed
+        return emb
+
+    def _compute(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed `texts` with the loaded model; batches are length-sorted internally."""
+        import torch
+
         emb = None
         order = np.argsort([len(t) for t in texts], kind="stable")
         with torch.inference_mode():
@@ -66,12 +101,12 @@ class FrozenEncoder:
 
     def release(self) -> None:
         """Drop the loaded model (the next `embed` reloads it)."""
-        self._model = self._tokenizer = None
+        self._model = self._tokenizer = self._store = None
 
 
-def add_alignment_targets(split, backbone: str, max_length: int):
+def add_alignment_targets(split, backbone: str, max_length: int, cache: bool = True):
     """Return `split` (a `datasets.Dataset` with a `text` column) plus the frozen embedding of each text."""
-    encoder = FrozenEncoder(backbone, max_length=max_length)
+    encoder = FrozenEncoder(backbone, max_length=max_length, cache=cache)
     vectors = encoder.embed(split["text"])
     encoder.release()
     return split.add_column(ALIGNMENT_COLUMN, vectors.tolist())

@@ -115,7 +115,8 @@ def build_report(run_dir: str | Path, split: str = "test", data_files: Sequence[
     systems = {"model": clf.predict_scores}
     thresholds = {"model": clf.thresholds}
     names = cfg.eval.baselines if baselines is None else baselines
-    for baseline in build_baselines(names, schema, cfg.model.backbone, seed=cfg.seed):
+    for baseline in build_baselines(names, schema, cfg.model.backbone, seed=cfg.seed,
+                                    vector_cache=cfg.eval.vector_cache):
         logger.info("Fitting baseline %s on %d train records", baseline.name, len(train_records))
         baseline.fit([r["text"] for r in train_records], _labels(train_records, schema))
         systems[baseline.name] = baseline.predict_scores

@@ -79,7 +79,7 @@ def run_layers(model, hidden: torch.Tensor, attention_mask: torch.Tensor, layers
 
 
 @torch.inference_mode()
-def cache_states(model, split, start_layer: int, batch_size: int = 32, dtype: torch.dtype = torch.bfloat16,
+def cache_states(model, split, start_layer: int, batch_size: int = 16, dtype: torch.dtype = torch.bfloat16,
                  autocast: bool = False) -> list[torch.Tensor]:
     """States after the embeddings and layers `0 .. start_layer - 1`, one (len_i, dim) tensor per row.
 

@@ -97,7 +97,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
     if cfg.loss.cls_alignment_weight > 0:
         logger.info("Alignment targets: frozen %s embeddings of %d training texts", cfg.model.backbone,
                     len(encoded["train"]))
-        encoded["train"] = add_alignment_targets(encoded["train"], cfg.model.backbone, cfg.data.max_length)
+        encoded["train"] = add_alignment_targets(encoded["train"], cfg.model.backbone, cfg.data.max_length,
+                                                 cache=cfg.eval.vector_cache)
 
     mark = stage_done("data_and_model", started)
     trainable, collator = model, None
