@@ -82,16 +82,19 @@ class FrozenEncoder:
         return emb
 
     def _compute(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed `texts` with the loaded model; batches are length-sorted internally."""
+        """Embed `texts` with the loaded model, in batches of similar token counts (little padding)."""
         import torch
 
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
         emb = None
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        ids = self._tokenizer([self.prefix + t for t in texts], truncation=True, max_length=self.max_length)["input_ids"]
+        order = np.argsort([len(x) for x in ids], kind="stable")
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                enc = self._tokenizer([self.prefix + texts[i] for i in idx], padding=True, truncation=True,
-                                      max_length=self.max_length, return_tensors="pt")
+                enc = self._tokenizer.pad({"input_ids": [ids[i] for i in idx]}, padding_side="right",
+                                          return_attention_mask=True, return_tensors="pt")
                 hidden = self._model(**enc).last_hidden_state  # (batch, seq, hidden)
                 pooled = mean_pool(hidden, enc["attention_mask"])
                 if emb is None:
