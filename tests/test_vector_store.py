@@ -74,3 +74,37 @@ def test_encoder_key_covers_weights_tokenizer_and_prefix(tiny_backbone):
     with __import__("torch").no_grad():
         next(model.parameters()).view(-1)[0] += 1e-3
     assert key != encoder_key(model, tokenizer, "query: ", 256)
+
+
+def _copy_without(tiny_backbone, out, drop: str):
+    """The tiny backbone saved again without the weights whose names start with `drop`."""
+    from safetensors.torch import load_file, save_file
+    import shutil
+
+    shutil.copytree(tiny_backbone, out)
+    weights = load_file(out / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith(drop)}, out / "model.safetensors",
+              metadata={"format": "pt"})
+    return out
+
+
+def test_random_pooler_does_not_change_the_key(tiny_backbone, tmp_path, monkeypatch):
+    """A checkpoint without pooler weights gets a random pooler on every load; mean pooling never reads it."""
+    backbone = _copy_without(tiny_backbone, tmp_path / "no-pooler", "pooler.")
+    texts = [r["text"] for r in synthetic_records()[:6]]
+    first = FrozenEncoder(str(backbone), max_length=32, cache_root=str(tmp_path / "store")).embed(texts)
+    computed = []
+    original = FrozenEncoder._compute
+    monkeypatch.setattr(FrozenEncoder, "_compute",
+                        lambda self, batch: computed.append(list(batch)) or original(self, batch))
+    again = FrozenEncoder(str(backbone), max_length=32, cache_root=str(tmp_path / "store")).embed(texts)
+    assert computed == [[]]  # a new load, every vector from the store
+    np.testing.assert_array_equal(first, again)
+
+
+def test_missing_encoder_weights_disable_the_store(tiny_backbone, tmp_path, caplog):
+    backbone = _copy_without(tiny_backbone, tmp_path / "cut", "encoder.layer.0.output.dense.bias")
+    encoder = FrozenEncoder(str(backbone), max_length=32, cache_root=str(tmp_path / "store"))
+    assert encoder.embed(["NATO and Russia met in Geneva."]).shape[0] == 1
+    assert "frozen vectors are not stored" in caplog.text
+    assert not (tmp_path / "store").exists()

@@ -52,11 +52,19 @@ class FrozenEncoder:
         from train.backbone import load_pretrained
 
         self._tokenizer = load_pretrained(self.backbone, AutoTokenizer)
-        self._model = load_pretrained(self.backbone, AutoModel).eval()
-        if self.cache:
+        model, info = load_pretrained(self.backbone, AutoModel, output_loading_info=True)
+        self._model = model.eval()
+        # weights missing from the checkpoint are drawn at random on every load: a pooler (mean pooling never
+        # reads it) is left out of the store's key; anything else makes the vectors unrepeatable, so no store
+        missing = list(info.get("missing_keys", []))
+        unrepeatable = [k for k in missing if not k.startswith("pooler.")]
+        if self.cache and unrepeatable:
+            logger.warning("%s: %d weights are not in the checkpoint (e.g. %s): frozen vectors are not stored",
+                           self.backbone, len(unrepeatable), unrepeatable[0])
+        elif self.cache:
             from train.vector_store import VectorStore, encoder_key
 
-            key = encoder_key(self._model, self._tokenizer, self.prefix, self.max_length)
+            key = encoder_key(self._model, self._tokenizer, self.prefix, self.max_length, skip=missing)
             self._store = VectorStore(key, self.cache_root)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

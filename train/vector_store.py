@@ -28,7 +28,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -48,13 +48,20 @@ def store_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root if root is not None else (os.environ.get(CACHE_ENV) or DEFAULT_ROOT)).expanduser()
 
 
-def encoder_key(model, tokenizer, prefix: str, max_length: int) -> str:
+def encoder_key(model, tokenizer, prefix: str, max_length: int, skip: Collection[str] = ()) -> str:
     """A hex key for everything but the text that fixes an encoder's vectors: every weight's bytes, the
-    tokenizer's full serialization, prefix, max_length and the pooling format (~1 s for e5-small)."""
+    tokenizer's full serialization, prefix, max_length and the pooling format (~1 s for e5-small).
+
+    `skip`: tensors left out, e.g. a pooler the checkpoint lacks (drawn at random on each load, never read by
+    mean pooling): hashing it would give every load its own key.
+    """
     import torch
 
     h = hashlib.sha256(_FORMAT_VERSION.encode())
+    skipped = set(skip)
     for name, tensor in model.state_dict().items():
+        if name in skipped:
+            continue
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().data)
