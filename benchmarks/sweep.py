@@ -13,7 +13,9 @@ default config); the `embeddings_logreg` baseline (logistic regression on the fr
 mean-pooled features, fitted on the same train split) is scored in the runs of the first recipe.
 
 A finished run leaves `<out>/<recipe>-s<seed>.json` with its figures; running the sweep again with
-the same `--out` reuses those runs (so recipes can be added to a sweep, or a stopped sweep resumed).
+the same `--out` reuses those runs (so recipes can be added to a sweep, or a stopped sweep resumed), if they
+trained the same resolved config (recorded in that file): a run of a recipe whose meaning changed (e.g. a new
+default in the config) stops the sweep with the keys that differ.
 
 Prints a Markdown table: own-test and each extra section's issue/stance macro-F1, per-class stance
 F1 of the first extra section, wall time and peak RSS; writes it with every run's figures to
@@ -45,6 +47,38 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
     if not sep or not name.strip():
         raise ValueError(f"--recipe expects NAME=OVERRIDES, got {text!r}")
     return name.strip(), shlex.split(rest)
+
+
+# keys of the resolved config that name a run rather than change what it trains or measures
+_RUN_NAMING = ("output_dir", "name", "eval.baselines")
+
+
+def resolved_config(config: str, overrides: list[str]) -> dict[str, Any]:
+    """The run's resolved config (what `python -m train` will train), flattened to `section.key`, less naming keys."""
+    from train.config import load_config
+
+    flat: dict[str, Any] = {}
+    for key, value in load_config(config, overrides).to_dict().items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    kept = {k: v for k, v in flat.items() if k not in _RUN_NAMING}
+    return json.loads(json.dumps(kept, default=str))  # as it reads back from the run's file (lists, not tuples)
+
+
+def check_reusable(done: Path, saved: dict[str, Any], config: dict[str, Any]) -> None:
+    """Reuse a finished run only if it trained the same resolved config (a changed default would otherwise be
+    mixed silently into a recipe's mean); runs recorded before configs were saved are reused with a warning."""
+    recorded = saved.get("config")
+    if recorded is None:
+        logger.warning("%s predates recorded configs: reused without checking it trained the same config", done)
+        return
+    differ = sorted(k for k in set(recorded) | set(config) if recorded.get(k) != config.get(k))
+    if differ:
+        shown = ", ".join(f"{k}: {recorded.get(k)!r} -> {config.get(k)!r}" for k in differ[:4])
+        raise SystemExit(f"{done} was trained with another config ({shown}); pin the changed keys in the recipe, "
+                         "use another --out, or delete the file to re-run it")
 
 
 def run_training(config: str, overrides: list[str], log_path: Path) -> tuple[float, float, int]:
@@ -144,16 +178,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for seed in args.seeds:
             run_dir = out / f"{name}-s{seed}"
             done = out / f"{name}-s{seed}.json"  # a finished run's figures: a re-run of the sweep reuses them
+            baselines = f"[{BASELINE}]" if i == 0 else "[]"
+            sets = [*args.overrides, *overrides, f"seed={seed}", f"output_dir={run_dir}", "name=" + name,
+                    "eval.enabled=true", f"eval.baselines={baselines}", "hub.push=false"]
+            config = resolved_config(args.config, sets)
             if done.is_file():
                 saved = json.loads(done.read_text(encoding="utf-8"))
+                check_reusable(done, saved, config)
                 rows.append(saved["model"])
                 if i == 0:
                     baseline_rows.append(saved["baseline"])
                 logger.info("%s seed %d: reusing %s", name, seed, done)
                 continue
-            baselines = f"[{BASELINE}]" if i == 0 else "[]"
-            sets = [*args.overrides, *overrides, f"seed={seed}", f"output_dir={run_dir}", "name=" + name,
-                    "eval.enabled=true", f"eval.baselines={baselines}", "hub.push=false"]
             if args.in_process:
                 wall, rss, code = run_in_process(args.config, sets)
             else:
@@ -165,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows.append(row)
             if i == 0:
                 baseline_rows.append(figures(report, BASELINE))
-            done.write_text(json.dumps({"overrides": sets, "model": row,
+            done.write_text(json.dumps({"overrides": sets, "config": config, "model": row,
                                         "baseline": figures(report, BASELINE)}, indent=2), encoding="utf-8")
             logger.info("%s seed %d: %s", name, seed, {k: round(v, 3) for k, v in row.items() if k.count(".") <= 1})
             if not args.keep_runs:

@@ -56,3 +56,8 @@ def test_sweep_runs_recipes_over_seeds(tmp_path, data_file, tiny_backbone, capsy
     again = sweep_main(["--config", str(config), "--seeds", "1", "2", "--out", str(tmp_path / "sweep"),
                         "--recipe", "all=", "--in-process"])
     assert again["all"]["runs"] == results["all"]["runs"]
+    # the config changed under a recipe (here the base config's epochs): its finished runs are not reused
+    config.write_text(config.read_text().replace("epochs: 1", "epochs: 2"))
+    with pytest.raises(SystemExit, match=r"all-s1.json was trained with another config \(train.epochs: 1.0 -> 2.0\)"):
+        sweep_main(["--config", str(config), "--seeds", "1", "--out", str(tmp_path / "sweep"),
+                    "--recipe", "all=", "--in-process"])
