@@ -30,6 +30,20 @@ def test_store_round_trip_and_merge(tmp_path):
         store.add(["x", "y"], np.zeros((1, 4)))
 
 
+def test_merge_keeps_shards_written_by_another_process(tmp_path):
+    mine = VectorStore("12" * 32, root=tmp_path)
+    for i in range(MAX_SHARDS - 1):
+        mine.add([f"mine {i}"], np.full((1, 2), i, dtype=np.float32))
+    # another process adds the MAX_SHARDS-th shard (no merge yet), after `mine` read the store
+    VectorStore("12" * 32, root=tmp_path).add(["theirs"], np.ones((1, 2), dtype=np.float32))
+    assert len(list(mine.dir.glob("*.npz"))) == MAX_SHARDS
+    mine.add(["last"], np.zeros((1, 2), dtype=np.float32))  # past MAX_SHARDS: merges what it read
+    found = VectorStore("12" * 32, root=tmp_path).lookup(["theirs", "mine 0", "last"])
+    assert sorted(found) == [0, 1, 2]
+    np.testing.assert_array_equal(found[0], [1.0, 1.0])
+    assert len(list(mine.dir.glob("*.npz"))) == 2  # the merged shard + the other process's
+
+
 def test_damaged_shard_is_skipped(tmp_path, caplog):
     store = VectorStore("ef" * 32, root=tmp_path)
     store.add(["kept"], np.ones((1, 3), dtype=np.float32))

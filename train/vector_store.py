@@ -81,6 +81,7 @@ class VectorStore:
     def __init__(self, key: str, root: str | os.PathLike | None = None):
         self.dir = store_root(root) / key[:32]
         self._rows: dict[str, np.ndarray] | None = None
+        self._read: list[Path] = []  # shards whose rows are in `_rows` (read or written): all a merge may delete
 
     def _shards(self) -> list[Path]:
         return sorted(self.dir.glob("*.npz")) if self.dir.is_dir() else []
@@ -88,6 +89,7 @@ class VectorStore:
     def _load(self) -> dict[str, np.ndarray]:
         if self._rows is None:
             rows: dict[str, np.ndarray] = {}
+            self._read = []
             for shard in self._shards():
                 try:
                     with np.load(shard, allow_pickle=False) as data:
@@ -98,6 +100,7 @@ class VectorStore:
                     logger.warning("Vector store: skipping unreadable shard %s (%s)", shard, exc)
                     continue
                 rows.update(zip(keys.tolist(), vectors))
+                self._read.append(shard)
             self._rows = rows
         return self._rows
 
@@ -120,17 +123,20 @@ class VectorStore:
         rows = self._load()
         new = {text_key(t): np.asarray(v, dtype=np.float32) for t, v in zip(texts, vectors)}
         rows.update(new)
-        old = self._shards()
-        merge = len(old) + 1 > MAX_SHARDS
-        self._write(rows if merge else new)
-        if merge:  # the merged shard holds every row of the old ones (and of this process's reads)
-            for shard in old:
+        merge = len(self._shards()) + 1 > MAX_SHARDS
+        written = self._write(rows if merge else new)
+        if merge:  # the merged shard holds every row this process read or wrote; others' newer shards stay
+            for shard in self._read:
                 shard.unlink(missing_ok=True)
+            self._read = []
+        self._read.append(written)
 
-    def _write(self, rows: dict[str, np.ndarray]) -> None:
+    def _write(self, rows: dict[str, np.ndarray]) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
         keys = np.array(list(rows), dtype="U64")
         vectors = np.stack(list(rows.values())).astype(np.float32)
-        with atomic_file(self.dir / f"{uuid.uuid4().hex}.npz", mode="wb", encoding=None) as fh:
+        path = self.dir / f"{uuid.uuid4().hex}.npz"
+        with atomic_file(path, mode="wb", encoding=None) as fh:
             np.savez(fh, keys=keys, vectors=vectors)
         logger.info("Vector store %s: %d vectors written", self.dir, len(keys))
+        return path
