@@ -156,6 +156,25 @@ def render(results: dict[str, dict[str, Any]], seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def baseline_result(rows: dict[int, dict[str, float]], seeds: list[int]) -> dict[str, dict[str, Any]]:
+    """The frozen-feature baseline's table entry over the seeds whose runs have its figures.
+
+    A reused run that was trained without the baseline (it was not the first recipe then) has none: the row
+    is kept over the other seeds and its name says which, instead of vanishing or mixing seeds silently.
+    """
+    have = [seed for seed in seeds if rows.get(seed)]
+    if not have:
+        return {}
+    name = f"{BASELINE} (frozen features)"
+    if len(have) < len(seeds):
+        missing = [seed for seed in seeds if seed not in have]
+        logger.warning("%s: no figures for seeds %s (their runs were trained without it); its row covers seeds %s",
+                       BASELINE, missing, have)
+        name = f"{BASELINE} (frozen features, seeds {', '.join(map(str, have))} only)"
+    runs = [rows[seed] for seed in have]
+    return {name: {"overrides": [], "seeds": have, "runs": runs, "mean": aggregate(runs)}}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/default.yaml")
@@ -172,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     recipes = [parse_recipe(r) for r in args.recipe]
     results: dict[str, dict[str, Any]] = {}
-    baseline_rows: list[dict[str, float]] = []
+    baseline_rows: dict[int, dict[str, float]] = {}  # seed -> the first recipe's baseline figures
     for i, (name, overrides) in enumerate(recipes):
         rows = []
         for seed in args.seeds:
@@ -187,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 check_reusable(done, saved, config)
                 rows.append(saved["model"])
                 if i == 0:
-                    baseline_rows.append(saved["baseline"])
+                    baseline_rows[seed] = saved["baseline"]
                 logger.info("%s seed %d: reusing %s", name, seed, done)
                 continue
             if args.in_process:
@@ -200,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row = {**figures(report, "model"), "wall": wall, "rss": rss}
             rows.append(row)
             if i == 0:
-                baseline_rows.append(figures(report, BASELINE))
+                baseline_rows[seed] = figures(report, BASELINE)
             done.write_text(json.dumps({"overrides": sets, "config": config, "model": row,
                                         "baseline": figures(report, BASELINE)}, indent=2), encoding="utf-8")
             logger.info("%s seed %d: %s", name, seed, {k: round(v, 3) for k, v in row.items() if k.count(".") <= 1})
@@ -208,9 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for f in run_dir.glob("*.safetensors"):
                     f.unlink()
         results[name] = {"overrides": overrides, "runs": rows, "mean": aggregate(rows)}
-    if baseline_rows and baseline_rows[0]:
-        results[f"{BASELINE} (frozen features)"] = {"overrides": [], "runs": baseline_rows,
-                                                    "mean": aggregate(baseline_rows)}
+    results.update(baseline_result(baseline_rows, args.seeds))
     table = render(results, args.seeds)
     cmd = "python benchmarks/sweep.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     (out / "sweep.md").write_text(f"`{cmd}`\n\n{table}", encoding="utf-8")

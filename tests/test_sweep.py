@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from benchmarks.sweep import aggregate, main as sweep_main, parse_recipe
+from benchmarks.sweep import aggregate, baseline_result, main as sweep_main, parse_recipe
 from synthetic_data import SCHEMA_PATH
 
 
@@ -16,6 +16,17 @@ def test_parse_recipe_and_aggregate():
         parse_recipe("no-equals-sign")
     agg = aggregate([{"test.stance": 0.5}, {"test.stance": 0.7}])
     assert agg["test.stance"] == pytest.approx((0.6, 0.1))
+
+
+def test_baseline_row_keeps_the_seeds_that_have_it(caplog):
+    rows = {1: {"test.stance": 0.5}, 2: {}, 3: {"test.stance": 0.7}}  # seed 2's run was trained without it
+    result = baseline_result(rows, [1, 2, 3])
+    (name, entry), = result.items()
+    assert name == "embeddings_logreg (frozen features, seeds 1, 3 only)"
+    assert entry["seeds"] == [1, 3] and entry["mean"]["test.stance"] == pytest.approx((0.6, 0.1))
+    assert "no figures for seeds [2]" in caplog.text
+    assert list(baseline_result({1: {"test.stance": 0.5}}, [1])) == ["embeddings_logreg (frozen features)"]
+    assert baseline_result({1: {}}, [1]) == {}
 
 
 def test_sweep_child_process_reports_wall_rss_and_failure(tmp_path):
