@@ -7,7 +7,13 @@ paragraphs/s, tokens/s, the process's peak RSS while it ran (all models stay loa
 (`pipeline("text-classification")`, fp32, `batch_size=16`, padded batches), its issue / stance
 macro-F1 minus the baseline's on the gold labels (with the checkpoint's tuned thresholds for both), and
 the macro-F1 of its decisions scored against the baseline's decisions (1.000: the same decisions).
-It also prints the CPU features it saw, because the fastest route depends on them.
+It also prints the CPU features it saw, because the fastest route depends on them, and each system's
+executed FLOPs (counted by `torch.utils.flop_counter` over one extra pass) and achieved FLOP/s.
+
+Last it prints the bound on any exact fp32 route: the fewest FLOPs the model needs for these texts
+(`classify()`'s first-token forward one paragraph at a time: no padding) at the fp32 matmul peak measured
+in the same run, as a speed-up over the baseline. A route that keeps fp32's decisions and goes past it
+must skip work the model does, not run it faster.
 
 On the real-news dev set: `--data ../shared/realnews/dev.jsonl` (an external file is used whole).
 Without `--data` it times the seed paragraphs of `data/labels/seed.jsonl` (the paragraphs of the
@@ -29,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import machine_line, peak_rss_mib, reset_peak_rss  # noqa: E402
+from benchmarks.common import fp32_matmul_flops, machine_line, peak_rss_mib, reset_peak_rss  # noqa: E402
 from infer.classifier import Classifier  # noqa: E402
 from infer.routes import available_routes  # noqa: E402
 
@@ -83,6 +89,15 @@ def time_it(fn, repeat: int) -> tuple[float, float, object]:
     return best, peak_rss_mib(), result
 
 
+def executed_flops(fn) -> float:
+    """FLOPs that one call of `fn` executes (matmuls and attention, as `torch.utils.flop_counter` counts)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="runs/default")
@@ -131,10 +146,12 @@ def main() -> None:
 
     base_time = base_f1 = base_decisions = None
     print(f"{'system':44s} {'para/s':>7s} {'tok/s':>7s} {'x base':>6s} {'peak MiB':>8s} "
-          f"{'issue F1':>8s} {'d':>6s} {'stance F1':>9s} {'d':>6s} {'vs base: issue F1':>17s} {'stance F1':>9s}")
+          f"{'issue F1':>8s} {'d':>6s} {'stance F1':>9s} {'d':>6s} {'vs base: issue F1':>17s} {'stance F1':>9s} "
+          f"{'TFLOP':>6s} {'GFLOP/s':>7s}")
     for name, fn in systems:
         gc.collect()
         seconds, rss, scores = time_it(fn, args.repeat)
+        flops = executed_flops(fn)
         # the pipeline's scores are uncalibrated: its cuts are config.json's (the same decisions)
         cuts = fp32.raw_thresholds if name.startswith("pipeline") else thresholds
         f1 = macro_f1(schema, cuts, np.asarray(scores), records)
@@ -144,7 +161,15 @@ def main() -> None:
         agree = agreement_f1(base_decisions, made)
         print(f"{name:44s} {len(texts) / seconds:7.1f} {tokens / seconds:7.0f} {base_time / seconds:6.2f} "
               f"{rss:8.0f} {f1[0]:8.3f} {f1[0] - base_f1[0]:+6.3f} {f1[1]:9.3f} {f1[1] - base_f1[1]:+6.3f} "
-              f"{agree[0]:17.3f} {agree[1]:9.3f}")
+              f"{agree[0]:17.3f} {agree[1]:9.3f} {flops / 1e12:6.2f} {flops / seconds / 1e9:7.1f}")
+
+    needed = executed_flops(lambda: fp32.predict_scores(texts, batch_size=1))
+    peak = fp32_matmul_flops()
+    bound = needed / peak
+    print(f"\nexact fp32 bound: the model needs {needed / 1e12:.2f} TFLOP for these texts (first-token forward, "
+          f"no padding); at the fp32 matmul peak measured now ({peak / 1e9:.1f} GFLOP/s, 1024x1024) that is "
+          f"{bound:.1f} s = {base_time / bound:.2f} x the baseline, the most any route with fp32's arithmetic "
+          f"can reach on this CPU")
 
 
 if __name__ == "__main__":

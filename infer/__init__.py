@@ -29,7 +29,7 @@ def load(model: str | None = None, *, device: str | None = None, route: str = "a
         model: a run directory, a local checkpoint or a Hugging Face model id. None: `$STC_MODEL`,
             else the default config's latest run `runs/default/`.
         device: `cpu`, `cuda`, `cuda:1`, ... (default: CUDA if available, else CPU).
-        route: `auto`, `fp32`, `bf16`, `fp16` or `int8` (see `infer.routes`).
+        route: `auto`, `fp32`, `bf16` or `fp16` (see `infer.routes`).
 
     Example:
         >>> clf = load("runs/default")  # doctest: +SKIP

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shard-index", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--route", default="auto", help="auto, fp32, bf16, fp16 or int8")
+    p.add_argument("--route", default="auto", help="auto, fp32, bf16 or fp16 (see infer.routes)")
     p.add_argument("--report", metavar="DIR",
                    help="write summary.json, summary.md and plots (shares by label, language, --group-by, week)")
     p.add_argument("--explain", action="store_true",

@@ -1,7 +1,7 @@
 """What the machine can run fast: CPU instruction-set features and the accelerator, read at run time.
 
 The features are those the CPU reports (/proc/cpuinfo), less those the process is told not to use:
-`ONEDNN_MAX_CPU_ISA` (oneDNN's cap, which also governs bf16 and int8 matmuls) and `ATEN_CPU_CAPABILITY`
+`ONEDNN_MAX_CPU_ISA` (oneDNN's cap, which also governs bf16 matmuls) and `ATEN_CPU_CAPABILITY`
 (PyTorch's own kernels). Capping both emulates an older CPU on a newer one, e.g. an AVX2-only machine:
 
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 python -m train ...
@@ -82,8 +82,3 @@ def cpu_features() -> frozenset[str]:
 def cpu_has_native_bf16() -> bool:
     """True where bf16 matmuls run on dedicated instructions (AMX or AVX512-BF16)."""
     return bool({"AMX-BF16", "AVX512-BF16"} & cpu_features())
-
-
-def cpu_has_int8_dot() -> bool:
-    """True where int8 GEMMs have dot-product instructions (VNNI or AMX), so int8 does not saturate."""
-    return bool({"AVX512-VNNI", "AVX-VNNI", "AMX-INT8"} & cpu_features())
