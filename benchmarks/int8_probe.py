@@ -24,7 +24,6 @@ import copy
 import importlib.util
 import logging
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.common import machine_line  # noqa: E402
-from benchmarks.infer_speed import load_paragraphs  # noqa: E402
+from benchmarks.infer_speed import load_paragraphs, time_it  # noqa: E402
 from infer.classifier import Classifier  # noqa: E402
 
 DELTAS = (0.1, 0.25, 0.5, 1.0, 1.5)
@@ -68,13 +67,9 @@ def margins(scores: np.ndarray, thresholds: np.ndarray, k: int) -> np.ndarray:
 
 
 def timed(clf: Classifier, texts: list[str], repeat: int) -> tuple[float, np.ndarray]:
-    clf.predict_scores(texts[:16], batch_size=16)  # warm-up
-    best, scores = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        scores = np.asarray(clf.predict_scores(texts, batch_size=16))
-        best = min(best, time.perf_counter() - start)
-    return best, scores
+    """Best seconds of `repeat` `classify()` passes (batches of 16) after a warm-up, and the scores."""
+    seconds, _, scores = time_it(lambda: np.asarray(clf.predict_scores(texts, batch_size=16)), repeat)
+    return seconds, scores
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
