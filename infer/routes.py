@@ -10,9 +10,10 @@ agrees with fp32 on a probe set (`agreement`), otherwise the classifier falls ba
 
 There is no int8 route: dynamic int8 quantization of the Linear layers changed too many decisions on real
 news (`benchmarks/int8_probe.py`: torch.ao's deprecated `quantize_dynamic`, the fast kernels, changed at least
-one decision on about a third of the real-news dev paragraphs, on AVX2 and on VNNI alike; torchao's per-token
-int8 changed fewer but ran barely faster than fp32), and its fp32 re-check of low-margin paragraphs would
-have to re-run nearly all of them. bf16 is the fast route where the CPU has it.
+one decision on about a third of the real-news dev paragraphs, on AVX2 and on VNNI alike, and an fp32 re-check
+of the low-margin ones would have to re-run nearly all of them; torchao's per-token int8 changed 7-10% of
+them and ran 1.1x fp32 on AVX2, 1.7x with VNNI, where bf16 is faster). bf16 is the fast route where the CPU
+has it.
 """
 
 from __future__ import annotations
