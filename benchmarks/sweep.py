@@ -25,6 +25,7 @@ F1 of the first extra section, wall time and peak RSS; writes it with every run'
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -53,27 +54,48 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
 _RUN_NAMING = ("output_dir", "name", "eval.baselines")
 
 
+FINGERPRINT = "data.fingerprint"
+
+
+def data_fingerprint(cfg) -> str:
+    """A digest of what the run reads: the files `data.files` matches, the schema and the `eval.extra_data` files
+    present (names and contents). An edited data file leaves the config as it was, but not this."""
+    h = hashlib.sha256()
+    paths = [*cfg.data_files(), Path(cfg.data.schema), *(Path(p) for p in cfg.eval.extra_data if Path(p).is_file())]
+    for path in paths:
+        h.update(f"{path}\0".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def resolved_config(config: str, overrides: list[str]) -> dict[str, Any]:
-    """The run's resolved config (what `python -m train` will train), flattened to `section.key`, less naming keys."""
+    """The run's resolved config (what `python -m train` will train), flattened to `section.key`, less naming keys,
+    with the fingerprint of the data it reads (`data.fingerprint`)."""
     from train.config import load_config
 
+    cfg = load_config(config, overrides)
     flat: dict[str, Any] = {}
-    for key, value in load_config(config, overrides).to_dict().items():
+    for key, value in cfg.to_dict().items():
         if isinstance(value, dict):
             flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
             flat[key] = value
     kept = {k: v for k, v in flat.items() if k not in _RUN_NAMING}
+    kept[FINGERPRINT] = data_fingerprint(cfg)
     return json.loads(json.dumps(kept, default=str))  # as it reads back from the run's file (lists, not tuples)
 
 
 def check_reusable(done: Path, saved: dict[str, Any], config: dict[str, Any]) -> None:
-    """Reuse a finished run only if it trained the same resolved config (a changed default would otherwise be
-    mixed silently into a recipe's mean); runs recorded before configs were saved are reused with a warning."""
+    """Reuse a finished run only if it trained the same resolved config on the same data (a changed default or an
+    edited data file would otherwise be mixed silently into a recipe's mean); runs recorded before configs or
+    data fingerprints were saved are reused with a warning."""
     recorded = saved.get("config")
     if recorded is None:
         logger.warning("%s predates recorded configs: reused without checking it trained the same config", done)
         return
+    if FINGERPRINT not in recorded:
+        logger.warning("%s predates data fingerprints: reused without checking it read the same data", done)
+        recorded = {**recorded, FINGERPRINT: config.get(FINGERPRINT)}
     differ = sorted(k for k in set(recorded) | set(config) if recorded.get(k) != config.get(k))
     if differ:
         shown = ", ".join(f"{k}: {recorded.get(k)!r} -> {config.get(k)!r}" for k in differ[:4])

@@ -72,3 +72,11 @@ def test_sweep_runs_recipes_over_seeds(tmp_path, data_file, tiny_backbone, capsy
     with pytest.raises(SystemExit, match=r"all-s1.json was trained with another config \(train.epochs: 1.0 -> 2.0\)"):
         sweep_main(["--config", str(config), "--seeds", "1", "--out", str(tmp_path / "sweep"),
                     "--recipe", "all=", "--in-process"])
+    # the same config over edited data (one record's stance changed): not reused either
+    config.write_text(config.read_text().replace("epochs: 2", "epochs: 1"))
+    text = data_file.read_text(encoding="utf-8")
+    assert '"neutral"' in text
+    data_file.write_text(text.replace('"neutral"', '"favor"', 1), encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"all-s1.json was trained with another config \(data.fingerprint: '[0-9a-f]{16}'"):
+        sweep_main(["--config", str(config), "--seeds", "1", "--out", str(tmp_path / "sweep"),
+                    "--recipe", "all=", "--in-process"])
