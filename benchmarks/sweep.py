@@ -99,8 +99,10 @@ def check_reusable(done: Path, saved: dict[str, Any], config: dict[str, Any]) ->
     differ = sorted(k for k in set(recorded) | set(config) if recorded.get(k) != config.get(k))
     if differ:
         shown = ", ".join(f"{k}: {recorded.get(k)!r} -> {config.get(k)!r}" for k in differ[:4])
-        raise SystemExit(f"{done} was trained with another config ({shown}); pin the changed keys in the recipe, "
-                         "use another --out, or delete the file to re-run it")
+        what = "the data files it read have changed since" if differ == [FINGERPRINT] else \
+            "pin the changed keys in the recipe"
+        raise SystemExit(f"{done} was trained with another config ({shown}); {what}, use another --out, "
+                         "or delete the file to re-run it")
 
 
 def run_training(config: str, overrides: list[str], log_path: Path) -> tuple[float, float, int]:

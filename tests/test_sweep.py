@@ -77,6 +77,7 @@ def test_sweep_runs_recipes_over_seeds(tmp_path, data_file, tiny_backbone, capsy
     text = data_file.read_text(encoding="utf-8")
     assert '"neutral"' in text
     data_file.write_text(text.replace('"neutral"', '"favor"', 1), encoding="utf-8")
-    with pytest.raises(SystemExit, match=r"all-s1.json was trained with another config \(data.fingerprint: '[0-9a-f]{16}'"):
+    with pytest.raises(SystemExit, match=r"all-s1.json was trained with another config \(data.fingerprint: '[0-9a-f]{16}' -> "
+                       r"'[0-9a-f]{16}'\); the data files it read have changed"):
         sweep_main(["--config", str(config), "--seeds", "1", "--out", str(tmp_path / "sweep"),
                     "--recipe", "all=", "--in-process"])
