@@ -74,15 +74,26 @@ def resolved_config(config: str, overrides: list[str]) -> dict[str, Any]:
     from train.config import load_config
 
     cfg = load_config(config, overrides)
+    kept = {k: v for k, v in _flat(cfg).items() if k not in _RUN_NAMING}
+    kept[FINGERPRINT] = data_fingerprint(cfg)
+    return json.loads(json.dumps(kept, default=str))  # as it reads back from the run's file (lists, not tuples)
+
+
+def _flat(cfg) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in cfg.to_dict().items():
         if isinstance(value, dict):
             flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
             flat[key] = value
-    kept = {k: v for k, v in flat.items() if k not in _RUN_NAMING}
-    kept[FINGERPRINT] = data_fingerprint(cfg)
-    return json.loads(json.dumps(kept, default=str))  # as it reads back from the run's file (lists, not tuples)
+    return flat
+
+
+def config_defaults() -> dict[str, Any]:
+    """Every config key at its dataclass default (what a run recorded before the key existed trained with)."""
+    from train.config import load_config
+
+    return json.loads(json.dumps(_flat(load_config(None, [])), default=str))
 
 
 def check_reusable(done: Path, saved: dict[str, Any], config: dict[str, Any]) -> None:
@@ -96,6 +107,11 @@ def check_reusable(done: Path, saved: dict[str, Any], config: dict[str, Any]) ->
     if FINGERPRINT not in recorded:
         logger.warning("%s predates data fingerprints: reused without checking it read the same data", done)
         recorded = {**recorded, FINGERPRINT: config.get(FINGERPRINT)}
+    defaults = config_defaults()
+    added = {k: config[k] for k in set(config) - set(recorded) if k in defaults and config[k] == defaults[k]}
+    if added:  # keys the config gained since, at their defaults: the run trained what they mean
+        logger.info("%s predates config keys %s: reused (they are at their defaults)", done, ", ".join(sorted(added)))
+        recorded = {**recorded, **added}
     differ = sorted(k for k in set(recorded) | set(config) if recorded.get(k) != config.get(k))
     if differ:
         shown = ", ".join(f"{k}: {recorded.get(k)!r} -> {config.get(k)!r}" for k in differ[:4])

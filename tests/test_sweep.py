@@ -5,7 +5,8 @@ import json
 import pytest
 import yaml
 
-from benchmarks.sweep import aggregate, baseline_result, main as sweep_main, parse_recipe
+from benchmarks.sweep import (FINGERPRINT, aggregate, baseline_result, check_reusable, config_defaults,
+                              main as sweep_main, parse_recipe)
 from synthetic_data import SCHEMA_PATH
 
 
@@ -81,3 +82,11 @@ def test_sweep_runs_recipes_over_seeds(tmp_path, data_file, tiny_backbone, capsy
                        r"'[0-9a-f]{16}'\); the data files it read have changed"):
         sweep_main(["--config", str(config), "--seeds", "1", "--out", str(tmp_path / "sweep"),
                     "--recipe", "all=", "--in-process"])
+
+
+def test_run_recorded_before_a_config_key_existed_is_reused_at_its_default(tmp_path):
+    config = {**config_defaults(), FINGERPRINT: "f"}
+    recorded = {k: v for k, v in config.items() if k != "data.context_pairs"}
+    check_reusable(tmp_path / "old.json", {"config": recorded}, config)  # the key is at its default: reused
+    with pytest.raises(SystemExit, match=r"data.context_pairs: None -> 1.0"):
+        check_reusable(tmp_path / "old.json", {"config": recorded}, {**config, "data.context_pairs": 1.0})

@@ -48,6 +48,11 @@ class DataConfig:
         default=None, metadata={"help": "Grouped K-fold: the test split is fold cv_fold of K (set by python -m train.crossval)."}
     )
     cv_fold: int = field(default=0, metadata={"help": "Which fold is the test split when cv_folds is set."})
+    context_pairs: float = field(
+        default=0.0,
+        metadata={"help": "Extra training records per training record: the record joined with a neutral, issue-free "
+                          "training paragraph of its language, keeping its labels (train.augment)."},
+    )
 
     def __post_init__(self) -> None:
         for key in ("val_size", "test_size"):
@@ -59,6 +64,8 @@ class DataConfig:
         if self.cv_folds is not None and not (2 <= self.cv_folds and 0 <= self.cv_fold < self.cv_folds):
             raise ConfigError(f"data.cv_folds must be >= 2 and 0 <= data.cv_fold < cv_folds, got "
                               f"{self.cv_folds}, {self.cv_fold}")
+        if not 0.0 <= self.context_pairs <= 4.0:
+            raise ConfigError(f"data.context_pairs must be in [0, 4], got {self.context_pairs}")
         if self.max_length < 8 or self.max_length > 512:
             raise ConfigError(f"data.max_length must be in [8, 512], got {self.max_length}")
 

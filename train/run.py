@@ -26,6 +26,7 @@ import numpy as np
 
 from infer.atomic import replace_dir
 from infer.labels import LabelSchema
+from train.augment import context_pairs, token_fit
 from train.calibrate import fit_calibration
 from train.config import Config
 from train.data import load_records, split_summary, tokenize_splits
@@ -64,6 +65,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
         >>> from train.config import load_config
         >>> run_dir = main(load_config("configs/default.yaml", ["train.max_steps=2"]))  # doctest: +SKIP
     """
+    import datasets
     import torch
     from transformers import set_seed
 
@@ -90,7 +92,13 @@ def main(cfg: Config, resume: bool = False) -> Path:
 
     # 2. model
     model, tokenizer = build_model(cfg.model, schema)
-    encoded = tokenize_splits(splits, tokenizer, schema, cfg.data.max_length)
+    to_encode = splits
+    if cfg.data.context_pairs > 0:  # training inputs only: splits.json and the data summary keep the records
+        pairs = context_pairs(splits["train"], cfg.data.context_pairs, cfg.seed,
+                              fits=token_fit(tokenizer, cfg.data.max_length))
+        to_encode = datasets.DatasetDict(splits)
+        to_encode["train"] = datasets.concatenate_datasets([splits["train"], pairs])
+    encoded = tokenize_splits(to_encode, tokenizer, schema, cfg.data.max_length)
     for name in ("validation", "test"):  # evaluation is batched in order: length order pads little
         order = np.argsort(encoded[name]["length"], kind="stable")
         splits[name], encoded[name] = splits[name].select(order), encoded[name].select(order)
