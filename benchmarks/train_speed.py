@@ -5,7 +5,8 @@
 Training FLOPs are counted from the recipe: 6 x (non-embedding parameters per layer) x layers trained
 x training tokens x epochs run, plus 2 x parameters x layers cached x tokens of every split for the
 one forward pass that fills the cache (`train.layer_cache.training_flops`); the figure is printed as a
-ratio to the full recipe (every layer trained, 15 epochs, same data), and as achieved FLOP/s against
+ratio to the full recipe (every layer trained, 15 epochs, same records; `data.context_pairs` adds inputs to
+the recipe's count, not to the full one's), and as achieved FLOP/s against
 a plain fp32 matmul measured in the same run, with the CPU features this process saw, and the wall
 seconds of each stage (`metrics.json` "stage_seconds"). Timings are only comparable as ratios measured
 in one run on one machine. An AVX2-only CPU can be emulated on a newer one (`infer.hardware`):
@@ -76,8 +77,10 @@ def main() -> None:
         enc = tok([by_id[i]["text"] for i in ids], truncation=True, max_length=cfg.data.max_length)
         return sum(len(x) for x in enc["input_ids"])
 
-    train_tokens = tokens(splits["train"])
-    all_tokens = sum(tokens(ids) for ids in splits.values())
+    inputs = metrics.get("train_inputs")  # with data.context_pairs, train holds more inputs than records
+    record_tokens = tokens(splits["train"])
+    train_tokens = inputs["tokens"] if inputs else record_tokens
+    all_tokens = train_tokens + sum(tokens(ids) for name, ids in splits.items() if name != "train")
     conf = AutoConfig.from_pretrained(run_dir)
     h, inter = conf.hidden_size, conf.intermediate_size
     per_layer = 4 * h * h + 2 * h * inter
@@ -101,12 +104,13 @@ def main() -> None:
     from train.backbone import load_pretrained
 
     backbone_layers = load_pretrained(cfg.model.backbone, AutoConfig).num_hidden_layers  # before num_layers
-    full = training_flops(per_layer, backbone_layers, 0, train_tokens, FULL_RECIPE_EPOCHS)
+    full = training_flops(per_layer, backbone_layers, 0, record_tokens, FULL_RECIPE_EPOCHS)  # the records, no pairs
     achieved = (recipe["total"] - recipe["cached"]) / final["train_runtime"]
     print(machine_line())
     print(f"config: {args.config} {' '.join(args.overrides)}")
     print(f"wall time (end to end{'' if args.no_eval else ', evaluation included'}): {wall:.1f} s; train loop "
-          f"{final['train_runtime']:.1f} s, {epochs:.2f} epochs, {len(splits['train'])} train records, "
+          f"{final['train_runtime']:.1f} s, {epochs:.2f} epochs, {len(splits['train'])} train records"
+          f"{' + %d context pairs' % inputs['context_pairs'] if inputs and inputs['context_pairs'] else ''}, "
           f"{train_tokens} tokens/epoch")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
     print(f"frozen-feature vectors: {'cold (empty temporary store)' if store else 'warm (the user store)'}")

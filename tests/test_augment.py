@@ -91,3 +91,6 @@ def test_run_trains_on_pairs_but_records_only_the_real_records(tiny_config, tmp_
     ids = json.loads((run_dir / "splits.json").read_text())["train"]
     assert ids and not any("+ctx:" in i for i in ids)
     assert "context_pairs: 1.0" in (run_dir / "train_config.yaml").read_text()
+    inputs = json.loads((run_dir / "metrics.json").read_text())["train_inputs"]
+    assert inputs["records"] == len(ids) and inputs["context_pairs"] > 0
+    assert inputs["context_pairs"] == int(added[0].split()[2])

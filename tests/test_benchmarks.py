@@ -34,3 +34,39 @@ def test_int8_probe_compares_with_fp32(tiny_checkpoint, data_file):
         assert [g["rerun"] for g in gates] == sorted(g["rerun"] for g in gates)
         assert [g["missed"] for g in gates] == sorted((g["missed"] for g in gates), reverse=True)
         assert all(g["missed"] <= r["paragraphs_changed"] for g in gates)
+
+
+def test_train_speed_counts_context_pairs_in_the_recipe_not_in_the_full_one(tmp_path, tiny_backbone, monkeypatch,
+                                                                            capsys):
+    import re
+    import sys
+
+    import yaml
+
+    from benchmarks.train_speed import main as train_speed
+    from synthetic_data import SCHEMA_PATH, synthetic_records, write_jsonl
+
+    schedules = [{"id": f"s{i}", "text": f"The council meets again on day {i}.", "lang": "en", "issues": [],
+                  "stance": "neutral", "origin": "authored", "source": None, "group": f"s{i}"} for i in range(6)]
+    data = write_jsonl(tmp_path / "data.jsonl", synthetic_records() + schedules)
+
+    def run(pairs: float) -> dict[str, float]:
+        config = tmp_path / f"tiny-{pairs}.yaml"
+        config.write_text(yaml.safe_dump({
+            "data": {"files": [str(data)], "schema": str(SCHEMA_PATH), "val_size": 0.2, "test_size": 0.2,
+                     "max_length": 64, "context_pairs": pairs},
+            "model": {"backbone": str(tiny_backbone), "train_layers": 1},
+            "train": {"epochs": 1, "batch_size": 16, "precision": "fp32", "threads": 1},
+            "eval": {"enabled": False},
+        }))
+        monkeypatch.setattr(sys, "argv", ["train_speed.py", "--config", str(config), "--no-eval",
+                                          "--out", str(tmp_path / f"run-{pairs}")])
+        train_speed()
+        out = capsys.readouterr().out
+        ratio = float(re.search(r"= ([\d.]+) x the full recipe", out).group(1))
+        tokens = int(re.search(r"(\d+) tokens/epoch", out).group(1))
+        return {"out": out, "tokens": tokens, "ratio": ratio}
+
+    plain, paired = run(0.0), run(1.0)
+    assert "context pairs" in paired["out"] and "context pairs" not in plain["out"]
+    assert paired["tokens"] > plain["tokens"] and paired["ratio"] > plain["ratio"]

@@ -9,7 +9,8 @@ Run directory layout:
     train_config.yaml   the resolved config
     splits.json         record ids per split
     data_summary.json   record counts per split, language, origin and label (read by the model card)
-    metrics.json        the Trainer's log history, final validation/test figures, wall seconds per stage
+    metrics.json        the Trainer's log history, final validation/test figures, wall seconds per stage,
+                        the training inputs of one epoch (records, context pairs, tokens)
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
         to_encode = datasets.DatasetDict(splits)
         to_encode["train"] = datasets.concatenate_datasets([splits["train"], pairs])
     encoded = tokenize_splits(to_encode, tokenizer, schema, cfg.data.max_length)
+    train_inputs = {"records": len(splits["train"]), "context_pairs": len(encoded["train"]) - len(splits["train"]),
+                    "tokens": int(sum(encoded["train"]["length"]))}  # what one epoch trains on (metrics.json)
     for name in ("validation", "test"):  # evaluation is batched in order: length order pads little
         order = np.argsort(encoded[name]["length"], kind="stable")
         splits[name], encoded[name] = splits[name].select(order), encoded[name].select(order)
@@ -171,6 +174,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
         "issue_thresholds": trainer.model.config.issue_thresholds,
         "calibration": calibration_info,
         "wall_seconds": round(time.time() - started, 1),
+        "train_inputs": train_inputs,
     }
     mark = stage_done("save", mark)
     (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
