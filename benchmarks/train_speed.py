@@ -41,6 +41,17 @@ from train.run import main as train_main  # noqa: E402
 FULL_RECIPE_EPOCHS = 15
 
 
+def inputs_line(records: int, inputs: dict | None) -> str:
+    """What one epoch trained on: `1334 train records + 1273 context pairs`, or with `data.context_pairs_only`
+    `1334 train records (58 alone + 1276 in context pairs)`."""
+    if not inputs or not inputs.get("context_pairs"):
+        return f"{records} train records"
+    alone = inputs.get("records_alone", records)
+    if alone == records:
+        return f"{records} train records + {inputs['context_pairs']} context pairs"
+    return f"{records} train records ({alone} alone + {inputs['context_pairs']} in context pairs)"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/default.yaml")
@@ -109,8 +120,7 @@ def main() -> None:
     print(machine_line())
     print(f"config: {args.config} {' '.join(args.overrides)}")
     print(f"wall time (end to end{'' if args.no_eval else ', evaluation included'}): {wall:.1f} s; train loop "
-          f"{final['train_runtime']:.1f} s, {epochs:.2f} epochs, {len(splits['train'])} train records"
-          f"{' + %d context pairs' % inputs['context_pairs'] if inputs and inputs['context_pairs'] else ''}, "
+          f"{final['train_runtime']:.1f} s, {epochs:.2f} epochs, {inputs_line(len(splits['train']), inputs)}, "
           f"{train_tokens} tokens/epoch")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
     print(f"frozen-feature vectors: {'cold (empty temporary store)' if store else 'warm (the user store)'}")

@@ -70,3 +70,14 @@ def test_train_speed_counts_context_pairs_in_the_recipe_not_in_the_full_one(tmp_
     plain, paired = run(0.0), run(1.0)
     assert "context pairs" in paired["out"] and "context pairs" not in plain["out"]
     assert paired["tokens"] > plain["tokens"] and paired["ratio"] > plain["ratio"]
+
+
+def test_train_speed_names_what_an_epoch_trained_on():
+    from benchmarks.train_speed import inputs_line
+
+    assert inputs_line(10, None) == "10 train records"
+    assert inputs_line(10, {"records": 10, "context_pairs": 0, "tokens": 90}) == "10 train records"
+    assert inputs_line(10, {"records": 10, "records_alone": 10, "context_pairs": 9}) == \
+        "10 train records + 9 context pairs"
+    assert inputs_line(10, {"records": 10, "records_alone": 1, "context_pairs": 9}) == \
+        "10 train records (1 alone + 9 in context pairs)"

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 # Scripts written without spaces between sentences.
 _NO_SPACE = {"zh", "ja"}
+PAIR_SEP = "+ctx:"  # a pair's id: <record id>+ctx:<context id>
 
 
 def context_pairs(train, fraction: float, seed: int, fits: Callable[[list[str]], list[bool]]):
@@ -69,10 +70,23 @@ def context_pairs(train, fraction: float, seed: int, fits: Callable[[list[str]],
     rows = []
     for (t, c, text), ok in zip(picked, keep):
         if ok:
-            rows.append({**train[t], "text": text, "id": f"{ids[t]}+ctx:{ids[c]}"})
+            rows.append({**train[t], "text": text, "id": f"{ids[t]}{PAIR_SEP}{ids[c]}"})
     logger.info("Context pairs: %d added to %d training records (%d drawn, %d too long, %d without a same-language "
                 "context)", len(rows), len(train), n, len(picked) - len(rows), n - len(picked))
     return datasets.Dataset.from_list(rows, features=train.features) if rows else train.select([])
+
+
+def without_paired(train, pairs):
+    """The records of `train` that no pair in `pairs` was built from (`data.context_pairs_only`: a paired record
+    is then trained in its pair only).
+
+    >>> from datasets import Dataset
+    >>> train = Dataset.from_list([{"id": "a"}, {"id": "b"}, {"id": "c"}])
+    >>> list(without_paired(train, Dataset.from_list([{"id": "a+ctx:b"}]))["id"])
+    ['b', 'c']
+    """
+    paired = {pair_id.split(PAIR_SEP)[0] for pair_id in pairs["id"]} if len(pairs) else set()
+    return train.select([i for i, rec_id in enumerate(train["id"]) if rec_id not in paired])
 
 
 def token_fit(tokenizer, max_length: int) -> Callable[[list[str]], list[bool]]:

@@ -53,6 +53,11 @@ class DataConfig:
         metadata={"help": "Extra training records per training record: the record joined with a neutral, issue-free "
                           "training paragraph of its language, keeping its labels (train.augment)."},
     )
+    context_pairs_only: bool = field(
+        default=False,
+        metadata={"help": "Train a record that got a context pair in its pair(s) only, not also on its own: about "
+                          "half the tokens an epoch of context_pairs 1.0 (records without a pair stay)."},
+    )
 
     def __post_init__(self) -> None:
         for key in ("val_size", "test_size"):

@@ -27,7 +27,7 @@ import numpy as np
 
 from infer.atomic import replace_dir
 from infer.labels import LabelSchema
-from train.augment import context_pairs, token_fit
+from train.augment import context_pairs, token_fit, without_paired
 from train.calibrate import fit_calibration
 from train.config import Config
 from train.data import load_records, split_summary, tokenize_splits
@@ -93,14 +93,17 @@ def main(cfg: Config, resume: bool = False) -> Path:
 
     # 2. model
     model, tokenizer = build_model(cfg.model, schema)
-    to_encode = splits
+    to_encode, alone, num_pairs = splits, splits["train"], 0
     if cfg.data.context_pairs > 0:  # training inputs only: splits.json and the data summary keep the records
         pairs = context_pairs(splits["train"], cfg.data.context_pairs, cfg.seed,
                               fits=token_fit(tokenizer, cfg.data.max_length))
+        if cfg.data.context_pairs_only:  # a paired record is trained in its pair only
+            alone = without_paired(splits["train"], pairs)
         to_encode = datasets.DatasetDict(splits)
-        to_encode["train"] = datasets.concatenate_datasets([splits["train"], pairs])
+        to_encode["train"] = datasets.concatenate_datasets([alone, pairs])
+        num_pairs = len(pairs)
     encoded = tokenize_splits(to_encode, tokenizer, schema, cfg.data.max_length)
-    train_inputs = {"records": len(splits["train"]), "context_pairs": len(encoded["train"]) - len(splits["train"]),
+    train_inputs = {"records": len(splits["train"]), "records_alone": len(alone), "context_pairs": num_pairs,
                     "tokens": int(sum(encoded["train"]["length"]))}  # what one epoch trains on (metrics.json)
     for name in ("validation", "test"):  # evaluation is batched in order: length order pads little
         order = np.argsort(encoded[name]["length"], kind="stable")
