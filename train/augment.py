@@ -50,10 +50,11 @@ def context_pairs(train, fraction: float, seed: int, fits: Callable[[list[str]],
     import datasets
 
     rng = np.random.default_rng(seed)
-    texts, langs, groups, ids = train["text"], train["lang"], train["group"], train["id"]
+    records = train.to_list()  # plain lists: indexing a dataset's column reads Arrow on every access
+    texts, langs, groups, ids = ([r[k] for r in records] for k in ("text", "lang", "group", "id"))
     contexts: dict[str, list[int]] = collections.defaultdict(list)
-    for i, (stance, issues) in enumerate(zip(train["stance"], train["issues"])):
-        if stance == "neutral" and not issues:
+    for i, r in enumerate(records):
+        if r["stance"] == "neutral" and not r["issues"]:
             contexts[langs[i]].append(i)
     n = int(round(fraction * len(train)))
     targets = np.concatenate([rng.permutation(len(train)) for _ in range(-(-n // len(train)))])[:n] if n else []
@@ -70,7 +71,7 @@ def context_pairs(train, fraction: float, seed: int, fits: Callable[[list[str]],
     rows = []
     for (t, c, text), ok in zip(picked, keep):
         if ok:
-            rows.append({**train[t], "text": text, "id": f"{ids[t]}{PAIR_SEP}{ids[c]}"})
+            rows.append({**records[t], "text": text, "id": f"{ids[t]}{PAIR_SEP}{ids[c]}"})
     logger.info("Context pairs: %d added to %d training records (%d drawn, %d too long, %d without a same-language "
                 "context)", len(rows), len(train), n, len(picked) - len(rows), n - len(picked))
     return datasets.Dataset.from_list(rows, features=train.features) if rows else train.select([])
@@ -86,7 +87,7 @@ def without_paired(train, pairs):
     ['b', 'c']
     """
     paired = {pair_id.split(PAIR_SEP)[0] for pair_id in pairs["id"]} if len(pairs) else set()
-    return train.select([i for i, rec_id in enumerate(train["id"]) if rec_id not in paired])
+    return train.select([i for i, rec_id in enumerate(list(train["id"])) if rec_id not in paired])
 
 
 def token_fit(tokenizer, max_length: int) -> Callable[[list[str]], list[bool]]:

@@ -90,7 +90,8 @@ def cache_states(model, split, start_layer: int, batch_size: int = 16, dtype: to
     base = getattr(model, model.base_model_prefix)
     was_training = model.training
     model.eval()
-    lengths = [len(ids) for ids in split["input_ids"]]
+    input_ids = list(split["input_ids"])  # once: a dataset row read per text decodes every column
+    lengths = [len(ids) for ids in input_ids]
     order = np.argsort(lengths, kind="stable")
     store: list[torch.Tensor | None] = [None] * len(lengths)
     pad_id = model.config.pad_token_id or 0
@@ -102,7 +103,7 @@ def cache_states(model, split, start_layer: int, batch_size: int = 16, dtype: to
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):
-            ids[row, :lengths[i]] = torch.tensor(split[int(i)]["input_ids"])
+            ids[row, :lengths[i]] = torch.tensor(input_ids[i])
             mask[row, :lengths[i]] = 1
         ids, mask = ids.to(device), mask.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
