@@ -10,7 +10,7 @@ Run directory layout:
     splits.json         record ids per split
     data_summary.json   record counts per split, language, origin and label (read by the model card)
     metrics.json        the Trainer's log history, final validation/test figures, wall seconds per stage,
-                        the training inputs of one epoch (records, context pairs, tokens)
+                        the training inputs of one epoch (records, records trained alone, context pairs, tokens)
 """
 
 from __future__ import annotations
