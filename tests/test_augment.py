@@ -75,6 +75,8 @@ def test_config_rejects_out_of_range():
 
     with pytest.raises(ConfigError, match="data.context_pairs"):
         load_config(None, ["data.context_pairs=-1"])
+    with pytest.raises(ConfigError, match="data.context_pairs_only: true needs data.context_pairs > 0"):
+        load_config(None, ["data.context_pairs=0", "data.context_pairs_only=true"])
 
 
 def test_run_trains_on_pairs_but_records_only_the_real_records(tiny_config, tmp_path, caplog):

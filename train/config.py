@@ -71,6 +71,9 @@ class DataConfig:
                               f"{self.cv_folds}, {self.cv_fold}")
         if not 0.0 <= self.context_pairs <= 4.0:
             raise ConfigError(f"data.context_pairs must be in [0, 4], got {self.context_pairs}")
+        if self.context_pairs_only and self.context_pairs == 0:
+            raise ConfigError("data.context_pairs_only: true needs data.context_pairs > 0 (there are no pairs to train "
+                              "the records in)")
         if self.max_length < 8 or self.max_length > 512:
             raise ConfigError(f"data.max_length must be in [8, 512], got {self.max_length}")
 
