@@ -6,7 +6,8 @@ Training FLOPs are counted from the recipe: 6 x (non-embedding parameters per la
 x training tokens x epochs run, plus 2 x parameters x layers cached x tokens of every split for the
 one forward pass that fills the cache (`train.layer_cache.training_flops`); the figure is printed as a
 ratio to the full recipe (every layer trained, 15 epochs, same records; `data.context_pairs` adds inputs to
-the recipe's count, not to the full one's), and as achieved FLOP/s against
+the recipe's count, not to the full one's; with `train.token_drop` the trained layers count the tokens they
+keep), and as achieved FLOP/s against
 a plain fp32 matmul measured in the same run, with the CPU features this process saw, and the wall
 seconds of each stage (`metrics.json` "stage_seconds"). Timings are only comparable as ratios measured
 in one run on one machine. An AVX2-only CPU can be emulated on a newer one (`infer.hardware`):
@@ -109,8 +110,10 @@ def main() -> None:
 
     with torch.device("meta"):  # the architecture only, to ask whether the last layer runs for one token
         first_token = supports_first_token(AutoModelForSequenceClassification.from_config(conf))
+    trained_tokens = (inputs or {}).get("trained_tokens", train_tokens)  # fewer with train.token_drop
     recipe = training_flops(per_layer, trained, cached, train_tokens, epochs, cached_passes=all_tokens / train_tokens,
-                            first_token_last=first_token and cfg.model.train_layers is not None)
+                            first_token_last=first_token and cfg.model.train_layers is not None,
+                            trained_tokens_per_epoch=trained_tokens)
     recipe["total"] += 2 * per_layer * frozen_uncached * train_tokens * epochs  # frozen layers' forward, uncached
     from train.backbone import load_pretrained
 
@@ -121,7 +124,9 @@ def main() -> None:
     print(f"config: {args.config} {' '.join(args.overrides)}")
     print(f"wall time (end to end{'' if args.no_eval else ', evaluation included'}): {wall:.1f} s; train loop "
           f"{final['train_runtime']:.1f} s, {epochs:.2f} epochs, {inputs_line(len(splits['train']), inputs)}, "
-          f"{train_tokens} tokens/epoch")
+          f"{train_tokens} tokens/epoch"
+          + (f" ({trained_tokens} seen by the trained layers, train.token_drop {cfg.train.token_drop})"
+             if trained_tokens != train_tokens else ""))
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
     print(f"frozen-feature vectors: {'cold (empty temporary store)' if store else 'warm (the user store)'}")
     print(f"layers: {trained} trained{' (the last for the first token only)' if first_token else ''}, "

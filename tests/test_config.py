@@ -52,6 +52,7 @@ def test_unknown_section_and_override():
     ("data.test_size=0.9", "data.test_size must be in (0, 0.5)"),
     ("hub.push=true", "hub.push is true but hub.repo_id is not set"),
     ("train.epochs", "--set expects key=value"),
+    ("train.token_drop=1.0", "train.token_drop must be in [0, 1), got 1.0"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -71,3 +72,11 @@ def test_resolved_config_round_trips(tmp_path):
     cfg.save(tmp_path / "train_config.yaml")
     again = load_config(tmp_path / "train_config.yaml")
     assert again == cfg
+
+
+def test_token_drop_needs_the_layer_cache():
+    with pytest.raises(ConfigError, match=r"train.token_drop: 0.3 .* model.train_layers=None"):
+        load_config(None, ["train.token_drop=0.3"])
+    with pytest.raises(ConfigError, match=r"train.cache_frozen_layers=False"):
+        load_config(None, ["train.token_drop=0.3", "model.train_layers=4", "train.cache_frozen_layers=false"])
+    assert load_config("configs/default.yaml", ["train.token_drop=0.3"]).train.token_drop == 0.3

@@ -9,7 +9,7 @@ import torch
 from train.config import ConfigError, ModelConfig, load_config
 from train.data import tokenize_splits
 from train.layer_cache import (INDEX_COLUMN, CachedStatesCollator, TopLayers, cached_training_inputs, cache_states,
-                               training_flops)
+                               drop_tokens, kept_lengths, training_flops)
 from train.model import build_model, first_trained_layer
 
 
@@ -116,6 +116,67 @@ def test_training_flops_counts_trained_and_cached_layers():
     assert np.isclose(f["total"], 72000 + 32000)
     one_token = training_flops(10, 4, 8, 100, 3, cached_passes=2, first_token_last=True)
     assert np.isclose(one_token["trained"], 6 * 10 * (3 + 1 / 6) * 100 * 3)  # K and V of the last layer only
+
+
+def test_training_flops_count_the_tokens_the_trained_layers_keep():
+    f = training_flops(10, 4, 8, 100, 3, cached_passes=2, trained_tokens_per_epoch=70)
+    assert f["trained"] == 6 * 10 * 4 * 70 * 3
+    assert f["cached"] == 2 * 10 * 8 * 100 * 2  # the cache is filled for every token
+
+
+def test_drop_tokens_keeps_the_ends_and_an_ordered_random_subset():
+    torch.manual_seed(0)
+    lengths = torch.tensor([12, 2, 7, 30])
+    width, dim = 32, 3
+    mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
+    # each state names its row and position, so what was kept can be read back
+    hidden = torch.stack([torch.arange(width).float()[None, :].expand(len(lengths), -1),
+                          torch.arange(len(lengths)).float()[:, None].expand(-1, width),
+                          torch.ones(len(lengths), width)], dim=-1) * mask[..., None]
+    kept, new_mask = drop_tokens(hidden, mask, 0.5)
+    keep = kept_lengths(lengths, 0.5)
+    assert new_mask.sum(1).tolist() == keep.tolist() == [7, 2, 4, 16]
+    assert kept.shape == (4, 16, dim) and new_mask.shape == (4, 16)  # re-padded to a multiple of 8
+    for row, n in enumerate(lengths.tolist()):
+        positions = kept[row, :keep[row], 0].long().tolist()
+        assert positions[0] == 0 and positions[-1] == n - 1  # the special tokens stay
+        assert positions == sorted(set(positions)) and all(p < n for p in positions)  # in order, no padding
+        assert (kept[row, :keep[row], 1] == row).all() and (kept[row, :keep[row], 2] == 1).all()
+        assert (kept[row, keep[row]:] == 0).all()  # the new padding is zeros
+    drawn = {tuple(drop_tokens(hidden, mask, 0.5)[0][3, :16, 0].long().tolist()) for _ in range(5)}
+    assert len(drawn) > 1  # a fresh draw each call
+
+
+def test_top_layers_drop_tokens_in_training_only(tiny_backbone, schema):
+    model, tok = _tiny_model(tiny_backbone, schema)
+    for module in model.modules():  # no dropout: the token draw is the only randomness
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    split = _encoded(tok, schema, TEXTS)
+    store = cache_states(model, split, start_layer=1, dtype=torch.float32)
+    batch = CachedStatesCollator(store)([{INDEX_COLUMN: i, "labels": split[i]["labels"]} for i in range(len(TEXTS))])
+    dropping, plain = TopLayers(model, start_layer=1, token_drop=0.5), TopLayers(model, start_layer=1)
+    with torch.no_grad():
+        torch.testing.assert_close(dropping.eval()(**batch).logits, plain.eval()(**batch).logits)
+        torch.manual_seed(3)
+        trained = dropping.train()(**batch).logits
+        torch.manual_seed(3)
+        kept, mask = drop_tokens(batch["hidden_states"], batch["attention_mask"], 0.5)
+        torch.testing.assert_close(trained, plain.train()(hidden_states=kept, attention_mask=mask).logits)
+        assert not torch.allclose(trained, plain.eval()(**batch).logits)
+    with pytest.raises(ValueError, match="token_drop must be in"):
+        TopLayers(model, start_layer=1, token_drop=1.0)
+
+
+def test_run_with_token_drop_records_the_tokens_trained(tiny_config):
+    from train.run import main
+
+    tiny_config.model.train_layers = 1
+    tiny_config.train.token_drop = 0.5
+    run_dir = main(tiny_config)
+    inputs = json.loads((run_dir / "metrics.json").read_text())["train_inputs"]
+    assert 0.5 * inputs["tokens"] < inputs["trained_tokens"] < inputs["tokens"]  # the ends are always kept
+    assert "token_drop: 0.5" in (run_dir / "train_config.yaml").read_text()
 
 
 def test_text_prefix_lives_in_the_saved_tokenizer(tiny_backbone, schema, tmp_path):

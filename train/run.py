@@ -34,7 +34,7 @@ from train.data import load_records, split_summary, tokenize_splits
 from train.dropout import use_fast_dropout
 from train.embeddings import ALIGNMENT_COLUMN, add_alignment_targets
 from train.evaluate import evaluate_run
-from train.layer_cache import cached_training_inputs, unwrap
+from train.layer_cache import cached_training_inputs, kept_lengths, unwrap
 from train.model import build_model, first_trained_layer
 from train.splits import split_records
 from train.thresholds import tune_thresholds
@@ -105,6 +105,9 @@ def main(cfg: Config, resume: bool = False) -> Path:
     encoded = tokenize_splits(to_encode, tokenizer, schema, cfg.data.max_length)
     train_inputs = {"records": len(splits["train"]), "records_alone": len(alone), "context_pairs": num_pairs,
                     "tokens": int(sum(encoded["train"]["length"]))}  # what one epoch trains on (metrics.json)
+    if cfg.train.token_drop > 0:  # what the trained layers see of them an epoch (train.layer_cache.drop_tokens)
+        train_inputs["trained_tokens"] = int(kept_lengths(torch.tensor(list(encoded["train"]["length"])),
+                                                          cfg.train.token_drop).sum())
     for name in ("validation", "test"):  # evaluation is batched in order: length order pads little
         order = np.argsort(encoded[name]["length"], kind="stable")
         splits[name], encoded[name] = splits[name].select(order), encoded[name].select(order)
@@ -120,7 +123,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
         start = first_trained_layer(model, cfg.model)
         trainable, collator, encoded = cached_training_inputs(
             model, encoded, start, autocast=resolve_precision(cfg.train.precision) == "bf16",
-            passthrough=[ALIGNMENT_COLUMN] if cfg.loss.cls_alignment_weight > 0 else [])
+            passthrough=[ALIGNMENT_COLUMN] if cfg.loss.cls_alignment_weight > 0 else [],
+            token_drop=cfg.train.token_drop)
 
     mark = stage_done("cache_frozen_layers", mark) if collator is not None else mark
     # 3. train
