@@ -111,9 +111,13 @@ def main() -> None:
     with torch.device("meta"):  # the architecture only, to ask whether the last layer runs for one token
         first_token = supports_first_token(AutoModelForSequenceClassification.from_config(conf))
     trained_tokens = (inputs or {}).get("trained_tokens", train_tokens)  # fewer with train.token_drop
+    first_token_last = first_token and cfg.model.train_layers is not None
+    # model.train_ffn: false freezes the feed-forward weights of the trained backbone layers (not the appended one);
+    # a first-token last layer runs its feed-forward for one token, so it is left out of the count
+    ffn_frozen_layers = 0 if cfg.model.train_ffn else (trained - pooling_layer - (first_token_last and not pooling_layer))
     recipe = training_flops(per_layer, trained, cached, train_tokens, epochs, cached_passes=all_tokens / train_tokens,
-                            first_token_last=first_token and cfg.model.train_layers is not None,
-                            trained_tokens_per_epoch=trained_tokens)
+                            first_token_last=first_token_last, trained_tokens_per_epoch=trained_tokens,
+                            frozen_params=ffn_frozen_layers * 2 * h * inter)
     recipe["total"] += 2 * per_layer * frozen_uncached * train_tokens * epochs  # frozen layers' forward, uncached
     from train.backbone import load_pretrained
 

@@ -55,6 +55,23 @@ def test_train_layers_freezes_the_rest_and_counts_the_pooling_layer(tiny_backbon
     assert model.classifier.weight.requires_grad
 
 
+def test_train_ffn_false_freezes_the_feed_forward_weights_of_the_trained_layers(tiny_backbone, schema):
+    cfg = ModelConfig(backbone=str(tiny_backbone), train_layers=1, pooling="mean_layer", train_ffn=False)
+    model, tok = build_model(cfg, schema)
+    trained, pooling = model.bert.encoder.layer[1:]
+    assert not trained.intermediate.dense.weight.requires_grad and not trained.output.dense.weight.requires_grad
+    assert trained.intermediate.dense.bias.requires_grad and trained.output.LayerNorm.weight.requires_grad
+    assert trained.attention.self.query.weight.requires_grad
+    assert all(p.requires_grad for p in pooling.parameters())  # the appended layer trains in full
+    before = trained.intermediate.dense.weight.clone()
+    enc = tok(TEXTS, padding=True, return_tensors="pt")
+    model.train()
+    model(**enc).logits.pow(2).mean().backward()
+    assert trained.intermediate.dense.weight.grad is None  # no weight gradient computed
+    assert trained.attention.self.query.weight.grad.abs().sum() > 0  # gradients still flow below the frozen FFN
+    torch.testing.assert_close(trained.intermediate.dense.weight, before)
+
+
 def test_mean_pooling_layer_outputs_the_mean_of_the_states_below(tiny_backbone, schema):
     model, tok = _tiny_model(tiny_backbone, schema, pooling="mean_layer")
     enc = tok(TEXTS, padding=True, return_tensors="pt")
@@ -122,6 +139,12 @@ def test_training_flops_count_the_tokens_the_trained_layers_keep():
     f = training_flops(10, 4, 8, 100, 3, cached_passes=2, trained_tokens_per_epoch=70)
     assert f["trained"] == 6 * 10 * 4 * 70 * 3
     assert f["cached"] == 2 * 10 * 8 * 100 * 2  # the cache is filled for every token
+
+
+def test_training_flops_skip_the_weight_gradients_of_frozen_weights():
+    f = training_flops(10, 4, 8, 100, 3, cached_passes=2, frozen_params=4 * 6)  # 2/3 of 4 layers' weights frozen
+    assert f["trained"] == (6 * 10 * 4 - 2 * 24) * 100 * 3
+    assert f["trained"] / training_flops(10, 4, 8, 100, 3, cached_passes=2)["trained"] == pytest.approx(0.8)
 
 
 def test_drop_tokens_keeps_the_ends_and_an_ordered_random_subset():

@@ -122,6 +122,13 @@ class ModelConfig:
                           "lower layers stay frozen, and with train.cache_frozen_layers their output is computed "
                           "once and reused every epoch. null: train every layer."},
     )
+    train_ffn: bool = field(
+        default=True,
+        metadata={"help": "false: the feed-forward weight matrices (intermediate.dense, output.dense) of the "
+                          "trained backbone layers stay at their pretrained values; their biases, LayerNorms and "
+                          "attention train, and so does all of an appended mean_layer. Their weight gradients "
+                          "are skipped: ~0.75-0.8x a CPU step (benchmarks/step_speed.py)."},
+    )
 
     def __post_init__(self) -> None:
         if not self.backbone.strip():

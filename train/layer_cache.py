@@ -231,16 +231,18 @@ FIRST_TOKEN_LAST_LAYER = 1 / 6
 
 def training_flops(non_embedding_per_layer: int, layers_trained: float, layers_cached: int, tokens_per_epoch: int,
                    epochs: float, cached_passes: float = 1, first_token_last: bool = False,
-                   trained_tokens_per_epoch: int | None = None) -> dict[str, float]:
+                   trained_tokens_per_epoch: int | None = None, frozen_params: int = 0) -> dict[str, float]:
     """Training FLOPs of a recipe, counted as 6 x params x tokens for trained layers (forward + backward)
     and 2 x params x tokens for the one forward pass that fills the cache (over `cached_passes` epochs'
     worth of tokens: train + validation + test). With `first_token_last` the last trained layer counts
     `FIRST_TOKEN_LAST_LAYER` of a layer. `trained_tokens_per_epoch`: what the trained layers see an epoch
-    when it differs from what was cached (`train.token_drop`). Attention-score FLOPs are left out (short texts)."""
+    when it differs from what was cached (`train.token_drop`). `frozen_params`: weights inside the trained layers
+    that stay frozen (`model.train_ffn: false`), which cost 4 instead of 6 FLOPs a token (no weight gradient).
+    Attention-score FLOPs are left out (short texts)."""
     if first_token_last:
         layers_trained = layers_trained - 1 + FIRST_TOKEN_LAST_LAYER
     trained_tokens = tokens_per_epoch if trained_tokens_per_epoch is None else trained_tokens_per_epoch
-    trained = 6 * non_embedding_per_layer * layers_trained * trained_tokens * epochs
+    trained = (6 * non_embedding_per_layer * layers_trained - 2 * frozen_params) * trained_tokens * epochs
     cached = 2 * non_embedding_per_layer * layers_cached * tokens_per_epoch * cached_passes
     return {"trained": float(trained), "cached": float(cached), "total": float(trained + cached)}
 

@@ -61,6 +61,8 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
         model.get_input_embeddings().weight.requires_grad_(False)
     if cfg.train_layers is not None:
         freeze_below(model, first_trained_layer(model, cfg))
+    if not cfg.train_ffn:
+        freeze_feed_forward(model, first_trained_layer(model, cfg), backbone_layers)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("Model %s: %.1fM parameters, %.1fM trainable", cfg.backbone, total / 1e6, trainable / 1e6)
@@ -104,6 +106,16 @@ def _template(state: dict):
         single=pieces(state["single"]), pair=pieces(state["pair"]),
         special_tokens=[{"id": k, "ids": v["ids"], "tokens": v["tokens"]} for k, v in state["special_tokens"].items()],
     )
+
+
+def freeze_feed_forward(model, start: int, stop: int) -> None:
+    """Freeze the feed-forward weight matrices of encoder layers `start .. stop - 1` (biases still train).
+
+    Autograd then skips their weight gradients, two thirds of a layer's weight-gradient matmuls; the
+    input gradients still flow through them to the layers below."""
+    for layer in encoder_layers(model)[start:stop]:
+        for dense in (layer.intermediate.dense, layer.output.dense):
+            dense.weight.requires_grad_(False)
 
 
 def first_trained_layer(model, cfg: ModelConfig) -> int:
