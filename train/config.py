@@ -127,7 +127,7 @@ class ModelConfig:
         metadata={"help": "false: the feed-forward weight matrices (intermediate.dense, output.dense) of the "
                           "trained backbone layers stay at their pretrained values; their biases, LayerNorms and "
                           "attention train, and so does all of an appended mean_layer. Their weight gradients "
-                          "are skipped: ~0.75-0.8x a CPU step (benchmarks/step_speed.py)."},
+                          "are skipped: 0.81-0.87x an fp32 CPU step (benchmarks/step_speed.py)."},
     )
 
     def __post_init__(self) -> None:
