@@ -114,7 +114,8 @@ def main() -> None:
     first_token_last = first_token and cfg.model.train_layers is not None
     # model.train_ffn: false freezes the feed-forward weights of the trained backbone layers (not the appended one);
     # a first-token last layer runs its feed-forward for one token, so it is left out of the count
-    ffn_frozen_layers = 0 if cfg.model.train_ffn else (trained - pooling_layer - (first_token_last and not pooling_layer))
+    one_token_backbone_layer = 1 if first_token_last and not pooling_layer else 0
+    ffn_frozen_layers = 0 if cfg.model.train_ffn else trained - pooling_layer - one_token_backbone_layer
     recipe = training_flops(per_layer, trained, cached, train_tokens, epochs, cached_passes=all_tokens / train_tokens,
                             first_token_last=first_token_last, trained_tokens_per_epoch=trained_tokens,
                             frozen_params=ffn_frozen_layers * 2 * h * inter)
