@@ -36,7 +36,7 @@ def test_int8_probe_compares_with_fp32(tiny_checkpoint, data_file):
         assert all(g["missed"] <= r["paragraphs_changed"] for g in gates)
 
 
-def test_train_speed_counts_context_pairs_in_the_recipe_not_in_the_full_one(tmp_path, tiny_backbone, monkeypatch,
+def test_train_speed_counts_pairs_and_frozen_weights_in_the_recipe_not_the_full_one(tmp_path, tiny_backbone, monkeypatch,
                                                                             capsys):
     import re
     import sys
@@ -50,17 +50,18 @@ def test_train_speed_counts_context_pairs_in_the_recipe_not_in_the_full_one(tmp_
                   "stance": "neutral", "origin": "authored", "source": None, "group": f"s{i}"} for i in range(6)]
     data = write_jsonl(tmp_path / "data.jsonl", synthetic_records() + schedules)
 
-    def run(pairs: float) -> dict[str, float]:
-        config = tmp_path / f"tiny-{pairs}.yaml"
+    def run(pairs: float, **model) -> dict[str, float]:
+        name = f"{pairs}-{'-'.join(map(str, model.values()))}"
+        config = tmp_path / f"tiny-{name}.yaml"
         config.write_text(yaml.safe_dump({
             "data": {"files": [str(data)], "schema": str(SCHEMA_PATH), "val_size": 0.2, "test_size": 0.2,
                      "max_length": 64, "context_pairs": pairs},
-            "model": {"backbone": str(tiny_backbone), "train_layers": 1},
+            "model": {"backbone": str(tiny_backbone), "train_layers": 1, **model},
             "train": {"epochs": 1, "batch_size": 16, "precision": "fp32", "threads": 1},
             "eval": {"enabled": False},
         }))
         monkeypatch.setattr(sys, "argv", ["train_speed.py", "--config", str(config), "--no-eval",
-                                          "--out", str(tmp_path / f"run-{pairs}")])
+                                          "--out", str(tmp_path / f"run-{name}")])
         train_speed()
         out = capsys.readouterr().out
         ratio = float(re.search(r"= ([\d.]+) x the full recipe", out).group(1))
@@ -70,6 +71,10 @@ def test_train_speed_counts_context_pairs_in_the_recipe_not_in_the_full_one(tmp_
     plain, paired = run(0.0), run(1.0)
     assert "context pairs" in paired["out"] and "context pairs" not in plain["out"]
     assert paired["tokens"] > plain["tokens"] and paired["ratio"] > plain["ratio"]
+    # frozen feed-forward weights: the lower of the two trained layers skips their weight gradients (the top one
+    # runs for the first token only and is not counted)
+    both, frozen = run(0.0, train_layers=2), run(0.0, train_layers=2, train_ffn=False)
+    assert frozen["tokens"] == both["tokens"] and frozen["ratio"] < both["ratio"]
 
 
 def test_train_speed_names_what_an_epoch_trained_on():
