@@ -36,8 +36,8 @@ def test_int8_probe_compares_with_fp32(tiny_checkpoint, data_file):
         assert all(g["missed"] <= r["paragraphs_changed"] for g in gates)
 
 
-def test_train_speed_counts_pairs_and_frozen_weights_in_the_recipe_not_the_full_one(tmp_path, tiny_backbone, monkeypatch,
-                                                                            capsys):
+def test_train_speed_counts_pairs_and_frozen_weights_in_the_recipe_not_the_full_one(
+        tmp_path, tiny_backbone, monkeypatch, capsys):
     import re
     import sys
 
