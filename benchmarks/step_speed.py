@@ -30,7 +30,7 @@ from infer.labels import LabelSchema  # noqa: E402
 from train.config import load_config  # noqa: E402
 from train.dropout import use_fast_dropout  # noqa: E402
 from train.layer_cache import TopLayers, encoder_layers  # noqa: E402
-from train.model import build_model, first_trained_layer  # noqa: E402
+from train.model import build_model, first_trained_layer, set_feed_forward_trainable  # noqa: E402
 
 VARIANTS = {  # name: (attention dropout, hidden dropout, fast hidden-state masks, feed-forward weights trained)
     "torch dropout (attention + hidden)": (0.1, 0.1, False, True),
@@ -41,11 +41,6 @@ VARIANTS = {  # name: (attention dropout, hidden dropout, fast hidden-state mask
     "default, frozen feed-forward (train_ffn false)": (0.0, 0.1, True, False),
 }
 
-
-def set_ffn_trained(model, start: int, stop: int, trained: bool) -> None:
-    for layer in encoder_layers(model)[start:stop]:
-        for dense in (layer.intermediate.dense, layer.output.dense):
-            dense.weight.requires_grad_(trained)
 
 
 def set_dropout(model, start: int, attention: float, hidden: float) -> None:
@@ -89,7 +84,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (attention, hidden_p, fast, ffn) in VARIANTS.items():
                 set_dropout(model, start, attention, hidden_p)
-                set_ffn_trained(model, start, backbone_layers, ffn)
+                set_feed_forward_trainable(model, start, backbone_layers, ffn)
                 with use_fast_dropout(model) if fast else contextlib.nullcontext():
                     for _ in range(2):
                         step()

@@ -62,7 +62,7 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     if cfg.train_layers is not None:
         freeze_below(model, first_trained_layer(model, cfg))
     if not cfg.train_ffn:
-        freeze_feed_forward(model, first_trained_layer(model, cfg), backbone_layers)
+        set_feed_forward_trainable(model, first_trained_layer(model, cfg), backbone_layers, False)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("Model %s: %.1fM parameters, %.1fM trainable", cfg.backbone, total / 1e6, trainable / 1e6)
@@ -108,14 +108,14 @@ def _template(state: dict):
     )
 
 
-def freeze_feed_forward(model, start: int, stop: int) -> None:
-    """Freeze the feed-forward weight matrices of encoder layers `start .. stop - 1` (biases still train).
+def set_feed_forward_trainable(model, start: int, stop: int, trainable: bool) -> None:
+    """Set whether the feed-forward weight matrices of encoder layers `start .. stop - 1` train (`model.train_ffn`).
 
-    Autograd then skips their weight gradients, two thirds of a layer's weight-gradient matmuls; the
-    input gradients still flow through them to the layers below."""
+    Frozen (biases still train), autograd skips their weight gradients, two thirds of a layer's
+    weight-gradient matmuls; the input gradients still flow through them to the layers below."""
     for layer in encoder_layers(model)[start:stop]:
         for dense in (layer.intermediate.dense, layer.output.dense):
-            dense.weight.requires_grad_(False)
+            dense.weight.requires_grad_(trainable)
 
 
 def first_trained_layer(model, cfg: ModelConfig) -> int:
