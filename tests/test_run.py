@@ -192,6 +192,7 @@ def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config,
     import logging
 
     from transformers import TrainerCallback
+    from transformers.utils import logging as hf_logging
 
     from train.trainer import WALL_TIME_FILE
 
@@ -217,11 +218,23 @@ def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config,
     assert sorted(p.name for p in partial.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     before = json.loads((partial / WALL_TIME_FILE).read_text())["seconds"]
     assert before > 0
+    if cached:  # step checkpoints hold the trained weights only: top layer, pooler, classifier
+        from safetensors import safe_open
+
+        with safe_open(str(partial / "checkpoint-4" / "model.safetensors"), "pt") as f:
+            keys = set(f.keys())
+        assert "model.classifier.weight" in keys and "model.bert.encoder.layer.1.attention.self.query.weight" in keys
+        assert not any(".embeddings." in k or ".encoder.layer.0." in k for k in keys)
     monkeypatch.setattr(run_module, "build_trainer", original_build)
 
     seen = spy_on_resume(monkeypatch)
-    with caplog.at_level(logging.INFO, logger="train.trainer"):
-        run_dir = main(tiny_config, resume=True)
+    hf_logging.enable_propagation()  # the Trainer's missing-key warning reaches caplog
+    try:
+        with caplog.at_level(logging.INFO, logger="train.trainer"), caplog.at_level(logging.INFO, logger="transformers"):
+            run_dir = main(tiny_config, resume=True)
+    finally:
+        hf_logging.disable_propagation()
+    assert not [r for r in caplog.records if "missing keys" in r.getMessage()]  # frozen weights are not missing
     assert seen["checkpoint"].endswith("checkpoint-4")
     history = json.loads((run_dir / "metrics.json").read_text())["log_history"]
     assert max(e["step"] for e in history) == 12  # 2 epochs of 6 steps, the first 4 not redone

@@ -144,3 +144,33 @@ def test_eval_max_samples_evaluates_a_seeded_subset_in_length_order(tiny_config,
 def test_eval_max_samples_is_validated():
     with pytest.raises(Exception, match="train.eval_max_samples"):
         load_config(None, ["train.eval_max_samples=0"])
+
+
+def test_top_layer_checkpoints_hold_the_trained_weights_and_warn_only_about_those(tiny_backbone, schema, caplog):
+    """`TopLayers` checkpoints leave the frozen weights out; loading one warns about a missing trained weight only."""
+    import logging
+    from types import SimpleNamespace
+
+    from torch.nn.modules.module import _IncompatibleKeys
+
+    from train.config import ModelConfig
+    from train.layer_cache import TopLayers
+    from train.model import build_model
+    from train.trainer import IssueStanceTrainer
+
+    model, _ = build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=1, pooling="mean_layer"), schema)
+    top = TopLayers(model, start_layer=1)
+    trained, frozen = top.trained_state_dict(), top.frozen_names()
+    assert set(trained) == {n for n, p in top.named_parameters() if p.requires_grad}
+    assert set(trained) | frozen == set(top.state_dict()) and not set(trained) & frozen
+    assert "model.classifier.weight" in trained and "model.bert.embeddings.word_embeddings.weight" in frozen
+    assert "model.bert.encoder.layer.0.attention.self.query.weight" in frozen
+
+    fake_trainer = SimpleNamespace(model=top)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="train.trainer"):
+        IssueStanceTrainer._issue_warnings_after_load(fake_trainer, _IncompatibleKeys(sorted(frozen), []))
+        assert not [r for r in caplog.records if r.name == "train.trainer"]
+        IssueStanceTrainer._issue_warnings_after_load(fake_trainer, _IncompatibleKeys(["model.classifier.weight"], []))
+    warned = [r.getMessage() for r in caplog.records if r.name == "train.trainer"]
+    assert len(warned) == 1 and "model.classifier.weight" in warned[0]

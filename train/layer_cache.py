@@ -223,6 +223,19 @@ class TopLayers(nn.Module):
             logits = model.classifier(hidden)
         return SequenceClassifierOutput(logits=logits, hidden_states=(hidden,) if output_hidden_states else None)
 
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        """The parameters that train (top layers, pooler, classifier), by their `state_dict` names.
+
+        What a Trainer checkpoint of top-layer training needs: the frozen embeddings and lower layers are
+        the backbone's own and never change, so each checkpoint writes ~9 M of e5-small's 119 M weights
+        (~0.2 instead of ~1.5 s a save on D). `frozen_names` are the rest, expected missing on load.
+        """
+        return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+
+    def frozen_names(self) -> set[str]:
+        """`state_dict` names that `trained_state_dict` leaves out (frozen weights and buffers)."""
+        return set(self.state_dict()) - set(self.trained_state_dict())
+
 
 # Share of a BERT layer's matmul FLOPs still spent on every position when only the first token's output is
 # needed (`infer.first_token`): the key and value projections, 2 h^2 of 4 h^2 + 2 h x intermediate (= 12 h^2).

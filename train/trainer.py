@@ -28,6 +28,7 @@ from infer.hardware import cpu_has_native_bf16
 from infer.labels import LabelSchema
 from train.config import Config
 from train.embeddings import ALIGNMENT_COLUMN
+from train.layer_cache import TopLayers
 from train.metrics import IssueStanceMetric, flatten
 from train.model import IssueStanceLoss, cls_alignment_loss
 
@@ -125,6 +126,25 @@ class IssueStanceTrainer(Trainer):
         if eval_dataset is None or self.args.world_size > 1:
             return super()._get_eval_sampler(eval_dataset)
         return torch.utils.data.SequentialSampler(eval_dataset)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Checkpoints of top-layer training (`TopLayers`) hold only the weights that train; the run's final
+        checkpoint is still the whole model (`train.run` saves it with `save_pretrained`)."""
+        if state_dict is None and isinstance(self.model, TopLayers):
+            state_dict = self.model.trained_state_dict()
+        super()._save(output_dir, state_dict=state_dict)
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """Loading such a checkpoint (best model, `--resume`) leaves the frozen weights as they are: not a
+        missing key. Any other missing or unexpected key is warned about."""
+        if not isinstance(self.model, TopLayers):
+            return super()._issue_warnings_after_load(load_result)
+        frozen = self.model.frozen_names()
+        missing = [k for k in load_result.missing_keys if k not in frozen]
+        if missing:
+            logger.warning("There were missing keys in the checkpoint loaded (trained weights): %s", missing)
+        if load_result.unexpected_keys:
+            logger.warning("There were unexpected keys in the checkpoint loaded: %s", load_result.unexpected_keys)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The configured loss, plus `cls_alignment_weight` x `cls_alignment_loss` on training batches
