@@ -230,7 +230,8 @@ def test_killed_between_step_checkpoints_resumes_from_the_later_one(tiny_config,
     seen = spy_on_resume(monkeypatch)
     hf_logging.enable_propagation()  # the Trainer's missing-key warning reaches caplog
     try:
-        with caplog.at_level(logging.INFO, logger="train.trainer"), caplog.at_level(logging.INFO, logger="transformers"):
+        with caplog.at_level(logging.INFO, logger="train.trainer"), \
+                caplog.at_level(logging.INFO, logger="transformers"):
             run_dir = main(tiny_config, resume=True)
     finally:
         hf_logging.disable_propagation()
@@ -317,3 +318,39 @@ def test_two_cpu_processes(launcher, tiny_config, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tiny_config.run_dir / "model.safetensors").is_file()
     assert "Processes: 2" in proc.stderr
+
+
+def test_top_layer_training_keeps_the_best_epoch_from_a_trained_weights_checkpoint(tiny_config, monkeypatch):
+    """The best checkpoint (epoch 1 here, by a validation score made to fall) holds the trained weights only;
+    loading it at the end restores them: the saved model is epoch 1's, frozen weights the backbone's."""
+    from safetensors.torch import load_file
+
+    from train import trainer as trainer_module
+
+    calls = {"n": 0}
+
+    def falling_score(schema):
+        def compute(eval_pred):
+            calls["n"] += 1
+            return {"macro_f1": 1.0 / calls["n"]}
+        return compute
+
+    def crash(staging, run_dir):
+        raise RuntimeError("stop before the move, to inspect the checkpoints")
+
+    monkeypatch.setattr(trainer_module, "compute_metrics_fn", falling_score)
+    monkeypatch.setattr(run_module, "replace_dir", crash)
+    tiny_config.model.train_layers, tiny_config.model.pooling = 1, "mean_layer"
+    tiny_config.train.epochs, tiny_config.train.save_steps = 3, None
+    with pytest.raises(RuntimeError, match="stop before the move"):
+        main(tiny_config)
+    partial = tiny_config.run_dir.with_name(tiny_config.run_dir.name + ".partial")
+    best, last = (load_file(partial / f"checkpoint-{step}" / "model.safetensors") for step in (6, 18))
+    saved = load_file(partial / "final" / "model.safetensors")
+    backbone = load_file(Path(tiny_config.model.backbone) / "model.safetensors")
+    trained = "bert.encoder.layer.1.attention.self.query.weight"
+    assert not torch.equal(best[f"model.{trained}"], last[f"model.{trained}"])
+    for name in (trained, "classifier.weight", "bert.pooler.dense.weight"):
+        assert torch.equal(saved[name], best[f"model.{name}"])
+    assert torch.equal(saved["bert.encoder.layer.0.attention.self.query.weight"],
+                       backbone["encoder.layer.0.attention.self.query.weight"])
