@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import unicodedata
 import threading
 from pathlib import Path
 from typing import Sequence, overload
@@ -36,6 +37,17 @@ DEFAULT_RUN = Path("runs") / "default"
 _PARAGRAPH_SPLIT = re.compile(r"\n\s*\n|\r\n\s*\r\n")
 
 
+def visible(text: str) -> bool:
+    """Whether `text` has a character that is not whitespace, a format character (zero-width space,
+    joiners, BOM: Unicode category Cf) or a control character.
+
+    Example:
+        >>> visible("\u200b\ufeff "), visible("NATO")
+        (False, True)
+    """
+    return any(not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc") for ch in text)
+
+
 def check_texts(texts: Sequence[object]) -> list[str]:
     """Raise a TypeError/ValueError naming the index of the first unusable text."""
     out = []
@@ -44,8 +56,8 @@ def check_texts(texts: Sequence[object]) -> list[str]:
             raise TypeError(f"texts[{i}] is bytes: decode it to str first, e.g. data.decode('utf-8')")
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError(f"texts[{i}] is empty or whitespace only")
+        if not visible(text):
+            raise ValueError(f"texts[{i}] is empty or holds only whitespace or invisible characters")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:

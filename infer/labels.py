@@ -31,6 +31,8 @@ class LabelSchema:
     stance: tuple[str, ...]
     stance_target: str = ""
     definitions: dict[str, str] | None = None
+    actors: tuple[str, ...] = ()  # optional annotation of who reacts (schema.yaml `actor`); not in the head
+    registers: tuple[str, ...] = ()  # optional text register of a record (schema.yaml `registers`)
 
     def __post_init__(self) -> None:
         names = list(self.issues) + list(self.stance)
@@ -169,11 +171,13 @@ class LabelSchema:
                 for item in raw[group]["labels"]
             }
             target = str(raw["stance"].get("target", ""))
+            actors = tuple(item["name"] for item in (raw.get("actor") or {}).get("labels", []))
+            registers = tuple(str(r) for r in raw.get("registers") or ())
         except (KeyError, TypeError) as exc:
             raise ValueError(
                 f"{path}: expected 'issues.labels' and 'stance.labels', each a list of {{name, definition}}"
             ) from exc
-        return cls(tuple(issues), tuple(stance), target, definitions)
+        return cls(tuple(issues), tuple(stance), target, definitions, actors, registers)
 
     @classmethod
     def from_model_config(cls, config: Any) -> LabelSchema:

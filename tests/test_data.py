@@ -25,12 +25,24 @@ def good() -> dict:
     ({"source": None}, "seed records need source"),
     ({"extra": 1}, "unknown field(s) ['extra']"),
     ({"issues": "expansion"}, "'issues' must be a list"),
+    ({"text": 123}, "'text' must be a string, got int"),
+    ({"text": "\u200b\u200c\ufeff "}, "empty text"),
+    ({"actor": "nato"}, "unknown actor 'nato'"),
+    ({"register": "blog"}, "unknown register 'blog'"),
 ])
 def test_bad_record_names_file_and_line(tmp_path, schema, change, message):
     bad = {**good(), **change, "id": "bad"}
     path = write_jsonl(tmp_path / "d.jsonl", [good(), bad])
     with pytest.raises(DataError, match=re.escape(f"{path}:2: {message}")):
         validate_files([path], schema)
+
+
+def test_optional_actor_and_register_are_accepted_and_loaded(tmp_path, schema):
+    rec = {**good(), "actor": "west", "register": "wire"}
+    other = {**good(), "id": "other", "text": "another paragraph", "group": "g-other"}  # no actor: also valid
+    path = write_jsonl(tmp_path / "d.jsonl", [rec, other])
+    assert [r.get("actor") for r in validate_files([path], schema)] == ["west", None]
+    assert load_records([path], schema)["actor"] == ["west", None]
 
 
 def test_missing_field(tmp_path, schema):
@@ -62,6 +74,8 @@ def test_empty_and_missing_files(tmp_path, schema):
         validate_files([empty], schema)
     with pytest.raises(DataError, match="data file not found"):
         validate_files([tmp_path / "missing.jsonl"], schema)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: is a directory, not a JSON Lines data file")):
+        validate_files([tmp_path], schema)
 
 
 def test_load_records_goes_through_datasets(data_file, schema):
@@ -70,7 +84,8 @@ def test_load_records_goes_through_datasets(data_file, schema):
     ds = load_records([data_file], schema)
     assert isinstance(ds, datasets.Dataset)
     assert len(ds) == len(synthetic_records())
-    assert ds.column_names == ["id", "text", "lang", "issues", "stance", "origin", "source", "group"]
+    assert ds.column_names == ["id", "text", "lang", "issues", "stance", "origin", "source", "group", "actor",
+                               "register"]
 
 
 def test_splits_are_grouped_seeded_and_complete(data_file, schema):

@@ -88,7 +88,7 @@ def test_classify_document_aggregates_paragraphs(clf):
 @pytest.mark.parametrize("bad, error, message", [
     ([None], TypeError, "texts[0] must be a str, got NoneType"),
     (["ok", 3], TypeError, "texts[1] must be a str, got int"),
-    (["ok", "  \n\t"], ValueError, "texts[1] is empty or whitespace only"),
+    (["ok", "  \n\t"], ValueError, "texts[1] is empty or holds only whitespace"),
     ([""], ValueError, "texts[0] is empty"),
     (["ok", "bad \ud800 surrogate"], ValueError, "texts[1] is not valid Unicode"),
 ])

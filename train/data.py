@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from infer.atomic import atomic_file
+from infer.classifier import visible
 from infer.labels import LabelSchema
 from infer.stream import decoded_lines
 from infer.termination import exit_on_sigterm
@@ -29,6 +30,8 @@ from infer.termination import exit_on_sigterm
 logger = logging.getLogger(__name__)
 
 FIELDS = ("id", "text", "lang", "issues", "stance", "origin", "source", "group")
+# Optional annotation (schema.yaml `actor`, `registers`): who reacts, and the text's register.
+OPTIONAL_FIELDS = ("actor", "register")
 # `reviewed`: a corpus paragraph picked by `python -m infer --select-for-labeling`, its labels checked by a person
 ORIGINS = ("seed", "translation", "authored", "reviewed")
 SOURCE_RE = re.compile(r"^[\w.-]+\.txt#\d+$")
@@ -82,12 +85,14 @@ def validate_record(obj: Any, schema: LabelSchema, where: str, external: bool = 
     missing = [f for f in FIELDS if f not in obj]
     if missing:
         raise DataError(f"{where}: missing field(s) {missing}")
-    extra = sorted(set(obj) - set(FIELDS))
+    extra = sorted(set(obj) - set(FIELDS) - set(OPTIONAL_FIELDS))
     if extra:
-        raise DataError(f"{where}: unknown field(s) {extra}; allowed: {list(FIELDS)}")
+        raise DataError(f"{where}: unknown field(s) {extra}; allowed: {list(FIELDS + OPTIONAL_FIELDS)}")
     if not isinstance(obj["id"], str) or not obj["id"].strip():
         raise DataError(f"{where}: 'id' must be a non-empty string, got {obj['id']!r}")
-    if not isinstance(obj["text"], str) or not obj["text"].strip():
+    if not isinstance(obj["text"], str):
+        raise DataError(f"{where}: 'text' must be a string, got {type(obj['text']).__name__} (id {obj['id']})")
+    if not visible(obj["text"]):
         raise DataError(f"{where}: empty text (id {obj['id']})")
     try:
         obj["text"].encode("utf-8")
@@ -124,7 +129,18 @@ def validate_record(obj: Any, schema: LabelSchema, where: str, external: bool = 
         raise DataError(f"{where}: {obj['origin']} records need source '<seed file>.txt#<paragraph>', got {source!r}")
     if not isinstance(obj["group"], str) or not obj["group"].strip():
         raise DataError(f"{where}: 'group' must be a non-empty string, got {obj['group']!r}")
+    for field, allowed in (("actor", schema.actors), ("register", schema.registers)):
+        value = obj.get(field)
+        if value is not None and value not in allowed:
+            raise DataError(f"{where}: unknown {field} {value!r}; the schema has {list(allowed)} (or leave it out)")
     return obj
+
+
+def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a JSON Lines data file (give the files, e.g. {path}/*.jsonl)")
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
 
 
 def validate_files(files: Iterable[str | Path], schema: LabelSchema, external: bool = False) -> list[dict[str, Any]]:
@@ -141,8 +157,7 @@ def validate_files(files: Iterable[str | Path], schema: LabelSchema, external: b
     ids: dict[str, str] = {}
     texts: dict[str, str] = {}
     for path in map(Path, files):
-        if not path.is_file():
-            raise DataError(f"{path}: data file not found")
+        _require_file(path)
         n_before = len(records)
         with path.open("rb") as fh:
             for lineno, line in enumerate(decoded_lines(fh, str(path), DataError), 1):
@@ -195,10 +210,13 @@ def load_records(files: Iterable[str | Path], schema: LabelSchema, external: boo
             "origin": datasets.Value("string"),
             "source": datasets.Value("string"),
             "group": datasets.Value("string"),
+            "actor": datasets.Value("string"),  # optional fields: null where a record has none
+            "register": datasets.Value("string"),
         }
     )
     if external:
-        return datasets.Dataset.from_list(records, features=features)
+        return datasets.Dataset.from_list([{**dict.fromkeys(OPTIONAL_FIELDS), **r} for r in records],
+                                          features=features)
     return datasets.load_dataset("json", data_files=files, features=features, split="train")
 
 
@@ -277,8 +295,7 @@ def check_translations(records: list[dict[str, Any]]) -> None:
 
 def _read_objects(path: Path) -> list[Any]:
     """The parsed lines of a JSON Lines file; errors name `file:line`."""
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found")
+    _require_file(path)
     out = []
     with path.open("rb") as fh:
         for lineno, line in enumerate(decoded_lines(fh, str(path), DataError), 1):
