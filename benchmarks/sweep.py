@@ -158,6 +158,8 @@ def figures(report: dict[str, Any], system: str) -> dict[str, float]:
         out[f"{section}.stance"] = s["stance"]["macro_f1"]
         for label, entry in s["stance"]["per_label"].items():
             out[f"{section}.stance.{label}"] = entry["f1"]
+        for group, entry in s.get("english_vs_rest", {}).items():  # stance macro-F1, English vs the rest
+            out[f"{section}.stance_{group}"] = entry["stance"]["macro_f1"]
     return out
 
 
@@ -176,6 +178,7 @@ def render(results: dict[str, dict[str, Any]], seeds: list[int]) -> str:
     for section in extra:
         header += [f"{section} issues", f"{section} stance"]
     header += [f"{extra[0]} {c}" for c in classes] if extra else []
+    header += [f"{extra[0]} stance en", f"{extra[0]} stance non-en"] if extra else []
     header += ["wall s", "peak RSS MiB"]
     lines = [f"Mean ± std over seeds {seeds}.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
@@ -191,6 +194,7 @@ def render(results: dict[str, dict[str, Any]], seeds: list[int]) -> str:
         for section in extra:
             cells += [cell(agg, f"{section}.issues"), cell(agg, f"{section}.stance")]
         cells += [cell(agg, f"{extra[0]}.stance.{c}") for c in classes] if extra else []
+        cells += [cell(agg, f"{extra[0]}.stance_{g}") for g in ("en", "non_en")] if extra else []
         cells += [cell(agg, "wall", ".0f"), cell(agg, "rss", ".0f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -7,7 +7,8 @@
                         "stance": {"accuracy", "macro_f1", "per_label": {...}, "confusion_matrix": [[...]]},
                         "macro_f1": float, "n": int,
                         "by_lang": {LANG: {"n", "issues": {...}, "stance": {...}, "macro_f1"}},
-                        "by_origin": {ORIGIN: {...same...}}}},
+                        "by_origin": {ORIGIN: {...same...}},
+                        "english_vs_rest": {"en"|"non_en": {...same...}}}},
      "worst_errors": [{"id", "lang", "text", "gold": {...}, "predicted": {...}, "cost"}],
      "calibration": {"stance_temperature", "issue_calibration", "before"|"after": {"stance"|"issues":
                      {"ece", "reliability": {"count", "confidence", "frequency"}}}},  (see train.calibrate)
@@ -42,6 +43,9 @@ def score_system(scores: np.ndarray, gold: np.ndarray, schema: LabelSchema, thre
     result = compute(np.ones(len(scores), dtype=bool))
     result["by_lang"] = {lang: compute(langs == lang) for lang in sorted(set(langs))}
     result["by_origin"] = {o: compute(origins == o) for o in sorted(set(origins))}
+    english = langs == "en"
+    result["english_vs_rest"] = {name: compute(mask) for name, mask in (("en", english), ("non_en", ~english))
+                                 if mask.any()}
     return result
 
 
