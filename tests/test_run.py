@@ -354,3 +354,33 @@ def test_top_layer_training_keeps_the_best_epoch_from_a_trained_weights_checkpoi
         assert torch.equal(saved[name], best[f"model.{name}"])
     assert torch.equal(saved["bert.encoder.layer.0.attention.self.query.weight"],
                        backbone["encoder.layer.0.attention.self.query.weight"])
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["full-model", "cached-top-layers"])
+def test_consistency_and_actor_losses_train_and_leave_a_plain_checkpoint(tiny_config, tmp_path, cached):
+    """Translations share a group (consistency pairs them); half the records name who reacts (actor head)."""
+    import dataclasses
+
+    if cached:
+        tiny_config.model.train_layers, tiny_config.model.pooling = 1, "mean_layer"
+
+    from safetensors import safe_open
+    from transformers import pipeline
+
+    from synthetic_data import synthetic_records, write_jsonl
+
+    actors = ["russia", "west", "analyst"]
+    records = [{**r, "actor": actors[i % 3]} if i % 2 else r for i, r in enumerate(synthetic_records())]
+    data = write_jsonl(tmp_path / "actors.jsonl", records)
+    cfg = dataclasses.replace(
+        tiny_config, data=dataclasses.replace(tiny_config.data, files=[str(data)]),
+        loss=dataclasses.replace(tiny_config.loss, consistency_weight=1.0, actor_weight=0.5))
+    run_dir = main(cfg)
+    losses = [e["loss"] for e in json.loads((run_dir / "metrics.json").read_text())["log_history"] if "loss" in e]
+    assert losses and all(np.isfinite(losses))
+    plain = main(dataclasses.replace(tiny_config, data=cfg.data, output_dir=str(run_dir) + "-plain"))
+    plain_losses = [e["loss"] for e in json.loads((plain / "metrics.json").read_text())["log_history"] if "loss" in e]
+    assert losses != plain_losses  # the extra terms change training
+    with safe_open(str(run_dir / "model.safetensors"), "pt") as f:
+        assert not any("actor" in k for k in f.keys())
+    assert pipeline("text-classification", model=str(run_dir), top_k=None)("NATO drills")[0]

@@ -174,3 +174,16 @@ def test_top_layer_checkpoints_hold_the_trained_weights_and_warn_only_about_thos
         IssueStanceTrainer._issue_warnings_after_load(fake_trainer, _IncompatibleKeys(["model.classifier.weight"], []))
     warned = [r.getMessage() for r in caplog.records if r.name == "train.trainer"]
     assert len(warned) == 1 and "model.classifier.weight" in warned[0]
+
+
+def test_groups_together_sampler_keeps_a_groups_rows_adjacent_and_covers_every_row():
+    from train.trainer import GroupsTogetherSampler
+
+    groups = [0, -1, 1, 0, -1, 1, 0, 2, 2, -1] * 3
+    groups = [g if g < 0 else g + 10 * (i // 10) for i, g in enumerate(groups)]  # distinct groups per block
+    lengths = [5 + (i * 7) % 13 for i in range(len(groups))]
+    order = list(GroupsTogetherSampler(groups, lengths, batch_size=4))
+    assert sorted(order) == list(range(len(groups)))
+    for g in {g for g in groups if g >= 0}:
+        positions = [order.index(i) for i, gi in enumerate(groups) if gi == g]
+        assert max(positions) - min(positions) == len(positions) - 1  # one run of adjacent rows

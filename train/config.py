@@ -34,6 +34,9 @@ class DataConfig:
         metadata={"help": "JSON Lines files or glob patterns with labeled records."},
     )
     schema: str = field(default="data/labels/schema.yaml", metadata={"help": "Label schema YAML."})
+    split_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the train/validation/test split (null: the run's `seed`). Fix it "
+                                        "to train several seeds on one split, e.g. for `python -m train.average`."})
     val_size: float = field(default=0.15, metadata={"help": "Fraction of groups for validation."})
     test_size: float = field(default=0.15, metadata={"help": "Fraction of groups for the test split."})
     authored_train_only: bool = field(
@@ -158,6 +161,16 @@ class LossConfig:
     stance_label_smoothing: float = field(
         default=0.0, metadata={"help": "Label smoothing of the stance cross-entropy, in [0, 1)."}
     )
+    consistency_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of the symmetric KL between the stance and issue distributions of a group's "
+                          "records in one batch (translations, parallel paragraphs; batches keep groups together). 0: off."},
+    )
+    actor_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of an auxiliary head that predicts who reacts (the records' optional `actor`; "
+                          "records without one add no loss). Training only: not in the checkpoint. 0: off."},
+    )
     cls_alignment_weight: float = field(
         default=0.0,
         metadata={"help": "Weight of 1 - cos(first-token state, frozen backbone's mean-pooled embedding) in "
@@ -168,6 +181,9 @@ class LossConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.stance_label_smoothing < 1.0:
             raise ConfigError(f"loss.stance_label_smoothing must be in [0, 1), got {self.stance_label_smoothing}")
+        for key in ("consistency_weight", "actor_weight"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"loss.{key} must be >= 0, got {getattr(self, key)}")
         if self.cls_alignment_weight < 0:
             raise ConfigError(f"loss.cls_alignment_weight must be >= 0, got {self.cls_alignment_weight}")
         if self.issue_weight < 0 or self.stance_weight < 0 or self.issue_weight + self.stance_weight == 0:

@@ -235,3 +235,43 @@ def cls_alignment_loss(hidden: torch.Tensor, target: torch.Tensor) -> torch.Tens
     """
     cos = nn.functional.cosine_similarity(hidden[:, 0].float(), target.to(hidden.device).float(), dim=-1)
     return (1.0 - cos).mean()
+
+
+def group_consistency_loss(logits: torch.Tensor, group_index: torch.Tensor, schema: LabelSchema) -> torch.Tensor:
+    """Mean KL(p_i || p_j) over ordered pairs i != j of rows in the same group (`group_index` >= 0): the stance
+    distributions (softmax) plus the issue distributions (one Bernoulli per issue, averaged over issues).
+
+    Both directions of every pair are counted, so this is the mean symmetric KL divided by two: 0 when the
+    members of each group agree, positive otherwise; 0 (with a gradient graph) when no group has two rows.
+
+    >>> schema = LabelSchema(issues=("a",), stance=("x", "y"))
+    >>> same = torch.tensor([[0.3, 1.0, -1.0], [0.3, 1.0, -1.0]])
+    >>> round(float(group_consistency_loss(same, torch.tensor([0, 0]), schema)), 6)
+    0.0
+    >>> float(group_consistency_loss(torch.tensor([[0.3, 1.0, -1.0], [0.3, -1.0, 1.0]]), torch.tensor([0, 0]), schema)) > 0
+    True
+    """
+    logits = logits.float()
+    group_index = group_index.to(logits.device).long()
+    same = (group_index[:, None] == group_index[None, :]) & (group_index[:, None] >= 0)
+    same &= ~torch.eye(len(group_index), dtype=torch.bool, device=logits.device)
+    if not bool(same.any()):
+        return logits.sum() * 0.0
+    logp = nn.functional.log_softmax(logits[:, schema.stance_slice], dim=-1)
+    p = logp.exp()
+    kl = (p * logp).sum(-1, keepdim=True) - p @ logp.T  # kl[i, j] = KL(p_i || p_j)
+    x = logits[:, schema.issue_slice]
+    q, log_on, log_off = torch.sigmoid(x), nn.functional.logsigmoid(x), nn.functional.logsigmoid(-x)
+    kl_issues = ((q * log_on + (1 - q) * log_off).sum(-1, keepdim=True) - q @ log_on.T - (1 - q) @ log_off.T)
+    kl = kl + kl_issues / x.shape[1]
+    return (kl * same).sum() / same.sum()
+
+
+def actor_loss(actor_logits: torch.Tensor, actor_index: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the auxiliary who-reacts head over the rows that have an actor (`actor_index` >= 0);
+    0 (with a gradient graph) when none has."""
+    actor_index = actor_index.to(actor_logits.device).long()
+    known = actor_index >= 0
+    if not bool(known.any()):
+        return actor_logits.sum() * 0.0
+    return nn.functional.cross_entropy(actor_logits[known].float(), actor_index[known])

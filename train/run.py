@@ -27,7 +27,7 @@ import numpy as np
 
 from infer.atomic import replace_dir
 from infer.labels import LabelSchema
-from train.augment import context_pairs, token_fit, without_paired
+from train.augment import PAIR_SEP, context_pairs, token_fit, without_paired
 from train.calibrate import fit_calibration
 from train.config import Config
 from train.data import load_records, split_summary, tokenize_splits
@@ -38,7 +38,7 @@ from train.layer_cache import cached_training_inputs, kept_lengths, unwrap
 from train.model import build_model, first_trained_layer
 from train.splits import split_records
 from train.thresholds import tune_thresholds
-from train.trainer import build_trainer, resolve_precision
+from train.trainer import ACTOR_COLUMN, GROUP_COLUMN, build_trainer, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +47,29 @@ def prepare_data(cfg: Config, schema: LabelSchema):
     """Validated records -> grouped splits (DatasetDict with train/validation/test)."""
     ds = load_records(cfg.data_files(), schema)
     return split_records(
-        ds, schema, val_size=cfg.data.val_size, test_size=cfg.data.test_size, seed=cfg.seed,
+        ds, schema, val_size=cfg.data.val_size, test_size=cfg.data.test_size,
+        seed=cfg.seed if cfg.data.split_seed is None else cfg.data.split_seed,
         authored_train_only=cfg.data.authored_train_only, train_langs=cfg.data.train_langs,
         cv_folds=cfg.data.cv_folds, cv_fold=cfg.data.cv_fold,
     )
+
+
+def group_indices(train) -> list[int]:
+    """Per training row: an index shared by the records of a group with two or more records in `train`
+    (translations, parallel paragraphs), -1 for the others and for context pairs (`loss.consistency_weight`).
+
+    >>> from datasets import Dataset
+    >>> group_indices(Dataset.from_list([{"id": "a", "group": "g"}, {"id": "b", "group": "g"},
+    ...                                  {"id": "c", "group": "h"}, {"id": "a+ctx:c", "group": "g"}]))
+    [0, 0, -1, -1]
+    """
+    import collections
+
+    ids, groups = list(train["id"]), list(train["group"])
+    records = [PAIR_SEP not in i for i in ids]
+    size = collections.Counter(g for g, is_record in zip(groups, records) if is_record)
+    shared = {g: n for n, g in enumerate(g for g in dict.fromkeys(groups) if size[g] > 1)}
+    return [shared.get(g, -1) if is_record else -1 for g, is_record in zip(groups, records)]
 
 
 def _last_checkpoint(work_dir: Path) -> str | None:
@@ -103,6 +122,15 @@ def main(cfg: Config, resume: bool = False) -> Path:
         to_encode["train"] = datasets.concatenate_datasets([alone, pairs])
         num_pairs = len(pairs)
     encoded = tokenize_splits(to_encode, tokenizer, schema, cfg.data.max_length)
+    aux_columns = []  # per-row inputs of the consistency and actor losses (training split only)
+    if cfg.loss.consistency_weight > 0:
+        encoded["train"] = encoded["train"].add_column(GROUP_COLUMN, group_indices(to_encode["train"]))
+        aux_columns.append(GROUP_COLUMN)
+    if cfg.loss.actor_weight > 0:
+        actors = list(to_encode["train"]["actor"])
+        encoded["train"] = encoded["train"].add_column(
+            ACTOR_COLUMN, [schema.actors.index(a) if a in schema.actors else -1 for a in actors])
+        aux_columns.append(ACTOR_COLUMN)
     train_inputs = {"records": len(splits["train"]), "records_alone": len(alone), "context_pairs": num_pairs,
                     "tokens": int(sum(encoded["train"]["length"]))}  # what one epoch trains on (metrics.json)
     if cfg.train.token_drop > 0:  # what the trained layers see of them an epoch (train.layer_cache.drop_tokens)
@@ -123,7 +151,7 @@ def main(cfg: Config, resume: bool = False) -> Path:
         start = first_trained_layer(model, cfg.model)
         trainable, collator, encoded = cached_training_inputs(
             model, encoded, start, autocast=resolve_precision(cfg.train.precision) == "bf16",
-            passthrough=[ALIGNMENT_COLUMN] if cfg.loss.cls_alignment_weight > 0 else [],
+            passthrough=([ALIGNMENT_COLUMN] if cfg.loss.cls_alignment_weight > 0 else []) + aux_columns,
             token_drop=cfg.train.token_drop)
 
     mark = stage_done("cache_frozen_layers", mark) if collator is not None else mark
@@ -164,6 +192,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
     staging = work_dir / "final"
     if staging.exists():
         shutil.rmtree(staging)
+    if hasattr(unwrap(trainer.model), "actor_head"):  # the auxiliary head trains only; the checkpoint stays plain
+        del unwrap(trainer.model).actor_head
     unwrap(trainer.model).save_pretrained(str(staging))  # the whole plain model, also after top-layer training
     tokenizer.save_pretrained(str(staging))
     (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the resolved YAML config replaces it

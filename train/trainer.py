@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from transformers import Trainer, TrainerCallback
 
 from infer.atomic import atomic_file
@@ -28,9 +29,12 @@ from infer.hardware import cpu_has_native_bf16
 from infer.labels import LabelSchema
 from train.config import Config
 from train.embeddings import ALIGNMENT_COLUMN
-from train.layer_cache import TopLayers
+from train.layer_cache import TopLayers, unwrap
 from train.metrics import IssueStanceMetric, flatten
-from train.model import IssueStanceLoss, cls_alignment_loss
+from train.model import IssueStanceLoss, actor_loss, cls_alignment_loss, group_consistency_loss
+
+GROUP_COLUMN = "group_index"  # training rows of one group (translations, parallel paragraphs) share it; -1: alone
+ACTOR_COLUMN = "actor_index"  # index of the record's `actor` in the schema; -1: none
 
 logger = logging.getLogger(__name__)
 
@@ -105,15 +109,42 @@ class IssueStanceTrainer(Trainer):
     """
 
     def __init__(self, *args, head_learning_rate: float | None = None, cls_alignment_weight: float = 0.0,
-                 **kwargs):
+                 consistency_weight: float = 0.0, actor_weight: float = 0.0, num_actors: int = 0,
+                 model_schema: LabelSchema | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.model_schema = model_schema
         self.head_learning_rate = head_learning_rate
         self.cls_alignment_weight = cls_alignment_weight
+        self.consistency_weight = consistency_weight
+        self.actor_weight = actor_weight
+        self._pooled: list[torch.Tensor] = []
+        if actor_weight > 0:
+            if num_actors < 2:
+                raise ValueError("loss.actor_weight > 0 needs the schema's `actor` labels (data/labels/schema.yaml)")
+            add_actor_head(self.model, num_actors)
+            pooler = getattr(getattr(unwrap(self.model), unwrap(self.model).base_model_prefix), "pooler", None)
+            if pooler is None:
+                raise ValueError("loss.actor_weight > 0 needs a backbone whose head reads a pooler (BERT-like, e5)")
+            pooler.register_forward_hook(lambda _module, _inputs, output: self._pooled.append(output))
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
-        if ALIGNMENT_COLUMN not in self._signature_columns:  # keep the targets through column pruning
-            self._signature_columns.append(ALIGNMENT_COLUMN)
+        for column in (ALIGNMENT_COLUMN, GROUP_COLUMN, ACTOR_COLUMN):  # keep them through column pruning
+            if column not in self._signature_columns:
+                self._signature_columns.append(column)
+
+    def _get_train_sampler(self, train_dataset=None):
+        """With `loss.consistency_weight` > 0, the rows of a group follow one another in the length-grouped order
+        (`GroupsTogetherSampler`), so most of a group's members share a batch."""
+        train_dataset = self.train_dataset if train_dataset is None else train_dataset
+        if (self.consistency_weight > 0 and self.args.world_size == 1
+                and GROUP_COLUMN in getattr(train_dataset, "column_names", ())):
+            columns = train_dataset.column_names  # `length` is pruned where the model reads token ids
+            lengths = (list(train_dataset["length"]) if "length" in columns
+                       else [len(ids) for ids in train_dataset["input_ids"]])
+            return GroupsTogetherSampler(list(train_dataset[GROUP_COLUMN]), lengths,
+                                         self.args.train_batch_size * self.args.gradient_accumulation_steps)
+        return super()._get_train_sampler(train_dataset)
 
     def _get_eval_sampler(self, eval_dataset):
         """Evaluation and prediction in the dataset's order (one process), also with length-grouped training.
@@ -150,14 +181,22 @@ class IssueStanceTrainer(Trainer):
         """The configured loss, plus `cls_alignment_weight` x `cls_alignment_loss` on training batches
         that carry alignment targets (the train split gets them in `train.run`; evaluation never does)."""
         target = inputs.pop(ALIGNMENT_COLUMN, None)
+        groups, actors = inputs.pop(GROUP_COLUMN, None), inputs.pop(ACTOR_COLUMN, None)
         align = target is not None and self.cls_alignment_weight > 0 and model.training
         if align:
             inputs = {**inputs, "output_hidden_states": True}
+        self._pooled.clear()
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
                                              num_items_in_batch=num_items_in_batch)
         if align:
             loss = loss + self.cls_alignment_weight * cls_alignment_loss(outputs.hidden_states[-1], target)
             outputs.hidden_states = None  # not kept past the loss
+        if model.training and groups is not None and self.consistency_weight > 0:
+            loss = loss + self.consistency_weight * group_consistency_loss(outputs.logits, groups, self.model_schema)
+        if model.training and actors is not None and self.actor_weight > 0 and self._pooled:
+            head = unwrap_actor_head(model)
+            loss = loss + self.actor_weight * actor_loss(head(self._pooled[-1]), actors)
+        self._pooled.clear()
         return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None):
@@ -176,6 +215,43 @@ class IssueStanceTrainer(Trainer):
         self._head_lr_applied = True
         logger.info("Head learning rate %g, encoder %g", self.head_learning_rate, self.args.learning_rate)
         return optimizer
+
+
+class GroupsTogetherSampler(torch.utils.data.Sampler):
+    """Transformers' length-grouped random order over units, where a unit is all rows of one group (`group_index`
+    >= 0) or a single row (-1); each unit's rows come one after another.
+
+    >>> sorted(GroupsTogetherSampler([0, -1, 0, -1], [5, 9, 7, 3], batch_size=2))
+    [0, 1, 2, 3]
+    """
+
+    def __init__(self, group_index: list[int], lengths: list[int], batch_size: int, generator=None):
+        units: dict[tuple[int, int], list[int]] = {}
+        for row, group in enumerate(group_index):
+            units.setdefault((int(group), -1) if group >= 0 else (-1, row), []).append(row)
+        self.units = list(units.values())
+        self.unit_lengths = [max(lengths[r] for r in rows) for rows in self.units]
+        self.batch_size, self.generator, self.n = batch_size, generator, len(group_index)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        order = get_length_grouped_indices(self.unit_lengths, self.batch_size, generator=self.generator)
+        return iter([row for unit in order for row in self.units[unit]])
+
+
+def add_actor_head(model, num_actors: int) -> None:
+    """A linear who-reacts head on the pooled vector, as `model.actor_head` (training only: `train.run` removes it
+    before the checkpoint is saved)."""
+    hidden = unwrap(model).config.hidden_size
+    model.actor_head = nn.Linear(hidden, num_actors).to(next(unwrap(model).parameters()).device)
+
+
+def unwrap_actor_head(model) -> nn.Module:
+    return getattr(model, "actor_head", None) or getattr(getattr(model, "module", None), "actor_head")
 
 
 class StepCheckpoints(TrainerCallback):
@@ -276,4 +352,8 @@ def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, ou
         callbacks=callbacks,
         head_learning_rate=cfg.train.head_learning_rate,
         cls_alignment_weight=cfg.loss.cls_alignment_weight,
+        consistency_weight=cfg.loss.consistency_weight,
+        actor_weight=cfg.loss.actor_weight,
+        num_actors=len(schema.actors),
+        model_schema=schema,
     )
