@@ -123,7 +123,7 @@ def check_reusable(done: Path, saved: dict[str, Any], config: dict[str, Any]) ->
 
 def run_training(config: str, overrides: list[str], log_path: Path) -> tuple[float, float, int]:
     """`python -m train` in a child process; returns (wall seconds, peak RSS MiB, exit code)."""
-    cmd = [sys.executable, "-m", "train", "--config", config]
+    cmd = [sys.executable, "-m", "train", "--config", config, "--overwrite"]  # the sweep owns its run directories
     for item in overrides:
         cmd += ["--set", item]
     start = time.perf_counter()
@@ -143,7 +143,7 @@ def run_in_process(config: str, overrides: list[str]) -> tuple[float, float, int
 
     reset_peak_rss()
     start = time.perf_counter()
-    train_main(load_config(config, overrides))
+    train_main(load_config(config, overrides), overwrite=True)
     return time.perf_counter() - start, peak_rss_mib(), 0
 
 

@@ -71,7 +71,7 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides + extra)
     peak = fp32_matmul_flops()
     start = time.perf_counter()
-    run_dir = train_main(cfg)
+    run_dir = train_main(cfg, overwrite=True)  # the benchmark owns its output directory
     wall = time.perf_counter() - start
     metrics = json.loads((run_dir / "metrics.json").read_text())
     final = next(e for e in reversed(metrics["log_history"]) if "train_runtime" in e)

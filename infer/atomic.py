@@ -15,6 +15,7 @@ The temporary lives in the target's own directory, so the final rename never cro
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -54,6 +55,40 @@ def check_output_path(path: str | os.PathLike, what: str = "output file") -> Pat
     return path
 
 
+def report_stale_temporaries(path: str | os.PathLike, older_than_s: float = 600.0) -> list[Path]:
+    """Remove the temporary files that `atomic_file` left beside `path` when a process writing it was killed
+    (SIGKILL, power loss) more than `older_than_s` ago, with a warning naming them; return them.
+
+    Younger ones may belong to a process still writing `path`: they are named in the warning but kept.
+    """
+    import logging
+    import time
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = sorted(path.parent.glob(f".{glob_escape(path.name)}.*.tmp"))
+    removed = []
+    for tmp in stale:
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed.append(tmp)
+    if stale:
+        kept = [t for t in stale if t not in removed]
+        logging.getLogger(__name__).warning(
+            "Temporary file(s) of an interrupted earlier write of %s: removed %s%s", path,
+            ", ".join(t.name for t in removed) or "none",
+            f"; kept (recent, maybe another process still writing): {', '.join(t.name for t in kept)}" if kept else "")
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Yield a handle on a temporary file beside `path`; rename it to `path` if the block succeeds.
@@ -67,8 +102,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         encoding: text encoding (ignored in binary mode).
     """
     path = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
+    tmp = None
+    try:  # from before the temporary exists: a signal between its creation and the `try` would leave it behind
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
             fh.flush()
@@ -76,8 +112,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())  # mkstemp: 0600
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 
@@ -137,3 +174,44 @@ def atomic_dir(path: str | os.PathLike, keep_existing: Callable[[Path], bool] | 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+class DiskFullError(OSError):
+    """A write failed because the file system is full; the message names the path, in one line."""
+
+
+_FULL_DISK_MARKERS = ("no space left", "file write failed", "unexpected pos")  # OSError / torch.save's RuntimeError
+
+
+def _free_bytes(path: Path) -> int | None:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return shutil.disk_usage(candidate).free
+    return None
+
+
+@contextlib.contextmanager
+def full_disk_said_plainly(path: str | os.PathLike, low_bytes: int = 64 * 2**20) -> Iterator[None]:
+    """Re-raise a write that failed for want of space (errno ENOSPC, or torch.save's `unexpected pos` /
+    `file write failed` RuntimeError on a file system with under `low_bytes` left) as one `DiskFullError`
+    line naming `path`; any other error passes unchanged.
+
+    Example:
+        >>> with full_disk_said_plainly("runs/x"):  # doctest: +IGNORE_EXCEPTION_DETAIL
+        ...     raise OSError(errno.ENOSPC, "No space left on device")
+        Traceback (most recent call last):
+        DiskFullError: [Errno 28] no space left on device while writing runs/x: free some space, then run again
+    """
+    path = Path(path)
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except (OSError, RuntimeError) as exc:
+        text = str(exc).lower()
+        full = getattr(exc, "errno", None) == errno.ENOSPC or (
+            any(m in text for m in _FULL_DISK_MARKERS) and (_free_bytes(path) or 0) < low_bytes)
+        if not full:
+            raise
+        raise DiskFullError(errno.ENOSPC, f"no space left on device while writing {path}: free some space, then "
+                                          "run again") from None

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from infer import load
-from infer.atomic import atomic_file, check_output_path
+from infer.atomic import atomic_file, check_output_path, report_stale_temporaries
 from infer.stream import Summary, detect_format, read_rows, tag_stream
 from infer.termination import exit_on_sigterm
 
@@ -41,6 +41,10 @@ def _check_paths(args: argparse.Namespace) -> None:
             raise IsADirectoryError(f"input {src} is a directory; give a file (or - for standard input)")
     if args.output != "-":
         check_output_path(args.output)
+        if args.input != "-" and Path(args.output).resolve() == Path(args.input).resolve():
+            raise ValueError(f"--output {args.output} is the input file {args.input}: writing it would replace what "
+                             "is being read; name another output file")
+        report_stale_temporaries(args.output)
     if args.report:
         report = Path(args.report)
         if report.exists() and not report.is_dir():

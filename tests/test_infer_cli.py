@@ -226,3 +226,33 @@ def test_empty_input_warns(tiny_checkpoint, tmp_path, capsys, caplog):
     code, _, _ = run(["--model", str(tiny_checkpoint), str(src), "-o", str(out)], capsys)
     assert code == 0 and out.read_text() == ""
     assert f"{src}: no rows to tag (empty input)" in caplog.text
+
+
+def test_output_onto_its_own_input_is_refused_and_the_input_kept(tmp_path, capsys, monkeypatch):
+    import infer.cli
+
+    monkeypatch.setattr(infer.cli, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    src = tmp_path / "gold.jsonl"
+    src.write_text('{"text": "NATO", "stance": "against"}\n')
+    before = src.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    for out in (str(src), "gold.jsonl", "./sub/../gold.jsonl"):
+        code, _, err = run(["--model", "x", "gold.jsonl", "-o", out], capsys)
+        assert code == 2 and f"--output {out} is the input file gold.jsonl" in err
+    assert src.read_bytes() == before
+
+
+def test_temporaries_of_a_killed_earlier_run_are_removed_with_a_warning(tiny_checkpoint, tmp_path, capsys, caplog):
+    import logging
+    import os
+
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(LINES) + "\n")
+    old = tmp_path / ".out.jsonl.abc123.tmp"  # what a SIGKILLed writer of out.jsonl leaves behind
+    old.write_text("")
+    os.utime(old, (1, 1))
+    with caplog.at_level(logging.WARNING, logger="infer.atomic"):
+        code, _, _ = run(["--model", str(tiny_checkpoint), str(src), "-o", str(tmp_path / "out.jsonl")], capsys)
+    assert code == 0 and not old.exists()
+    assert "interrupted earlier write" in caplog.text and ".out.jsonl.abc123.tmp" in caplog.text

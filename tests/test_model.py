@@ -36,6 +36,9 @@ def test_consistency_gradient_reaches_the_trained_layers(tiny_checkpoint):
     schema = LabelSchema.from_yaml("data/labels/schema.yaml")
     model = AutoModelForSequenceClassification.from_pretrained(tiny_checkpoint)
     tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    torch.manual_seed(0)
+    with torch.no_grad():  # an untrained head scores every text alike; spread its weights so two texts differ
+        model.classifier.weight.normal_(0.0, 1.0)
     batch = tok(["NATO rejected the demands", "Россия НАТО санкции ракеты"], padding=True, return_tensors="pt")
     loss = group_consistency_loss(model(**batch).logits, torch.tensor([0, 0]), schema)
     loss.backward()

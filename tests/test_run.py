@@ -384,3 +384,110 @@ def test_consistency_and_actor_losses_train_and_leave_a_plain_checkpoint(tiny_co
     with safe_open(str(run_dir / "model.safetensors"), "pt") as f:
         assert not any("actor" in k for k in f.keys())
     assert pipeline("text-classification", model=str(run_dir), top_k=None)("NATO drills")[0]
+
+
+# --- the output directory is the run's, never the user's (a new run never deletes what it did not make) ---
+
+def test_a_folder_that_is_not_a_run_or_a_file_is_refused_and_kept(tiny_config):
+    from train.__main__ import cli
+
+    folder = tiny_config.run_dir
+    (folder / "sub").mkdir(parents=True)
+    (folder / "thesis.tex").write_text("chapter 1")
+    (folder / "sub" / "data.csv").write_text("a,b")
+    with pytest.raises(FileExistsError, match="is not empty and is not a run of `python -m train`"):
+        main(tiny_config)
+    assert (folder / "thesis.tex").read_text() == "chapter 1" and (folder / "sub" / "data.csv").is_file()
+    a_file = folder.with_name("notes.txt")
+    a_file.write_text("keep me")
+    assert cli(["--config", "configs/default.yaml", "--output-dir", str(a_file)]) == 2  # one line, bad usage
+    assert a_file.read_text() == "keep me"
+
+
+def test_a_finished_run_is_replaced_only_with_overwrite_and_resume_leaves_it(tiny_config, caplog):
+    import logging
+
+    run_dir = main(tiny_config)
+    (run_dir / "NOTES.txt").write_text("my notes")
+    weights = (run_dir / "model.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match="holds a finished run; pass --overwrite"):
+        main(tiny_config)
+    with caplog.at_level(logging.WARNING, logger="train.run"):
+        assert main(tiny_config, resume=True) == run_dir
+    assert "holds a finished run; nothing to resume" in caplog.text
+    assert (run_dir / "model.safetensors").read_bytes() == weights and (run_dir / "NOTES.txt").is_file()
+    tiny_config.seed = 7
+    main(tiny_config, overwrite=True)  # asked for: the run is replaced
+    assert (run_dir / "model.safetensors").read_bytes() != weights
+
+
+def _interrupt_at_step(monkeypatch, step):
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise KeyboardInterrupt(f"killed at step {step}")
+
+    original_build = run_module.build_trainer
+
+    def build_with_kill(*args, **kwargs):
+        trainer = original_build(*args, **kwargs)
+        trainer.add_callback(Kill())
+        return trainer
+
+    monkeypatch.setattr(run_module, "build_trainer", build_with_kill)
+
+
+def test_resume_refuses_a_changed_config_and_reads_the_split_back(tiny_config, monkeypatch, tmp_path):
+    from train.config import ConfigError
+    from synthetic_data import synthetic_records, write_jsonl
+
+    tiny_config.train.save_steps = 2
+    _interrupt_at_step(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        main(tiny_config)
+    monkeypatch.undo()
+    partial = tiny_config.run_dir.with_name(tiny_config.run_dir.name + ".partial")
+    split = json.loads((partial / "splits.json").read_text())
+    with pytest.raises(FileExistsError, match="holds an interrupted run: --resume continues it"):
+        main(tiny_config)  # neither --resume nor --overwrite: its checkpoints are kept
+    assert (partial / "checkpoint-4").is_dir()
+    tiny_config.seed, tiny_config.train.batch_size = 99, 4
+    with pytest.raises(ConfigError, match=r"differs from the interrupted run's .* in seed, train.batch_size"):
+        main(tiny_config, resume=True)
+    tiny_config.seed, tiny_config.train.batch_size = 42, 8
+    # records added to the data file since: the resumed run keeps the split it started with
+    more = synthetic_records(n_groups=30, seed=0)
+    write_jsonl(Path(tiny_config.data.files[0]), more)
+    run_dir = main(tiny_config, resume=True)
+    final = json.loads((run_dir / "splits.json").read_text())  # (evaluation splits are stored in length order)
+    assert {k: sorted(v) for k, v in final.items()} == {k: sorted(v) for k, v in split.items()}
+
+
+def test_a_full_disk_is_one_line_and_the_cut_checkpoint_is_skipped_on_resume(tiny_config, monkeypatch, caplog):
+    import errno
+    import logging
+
+    from infer.atomic import DiskFullError
+    from train.__main__ import cli
+
+    tiny_config.train.save_steps = 2
+    original_save = torch.save
+
+    def save(obj, f, *args, **kwargs):  # the disk fills up while checkpoint-4 writes its optimizer state
+        if "checkpoint-4" in str(f) and str(f).endswith("optimizer.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(DiskFullError, match=r"no space left on device while writing .*run\.partial"):
+        main(tiny_config)
+    partial = tiny_config.run_dir.with_name(tiny_config.run_dir.name + ".partial")
+    assert not (partial / "checkpoint-4" / "trainer_state.json").exists()
+    monkeypatch.undo()
+    seen = spy_on_resume(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="train.run"):
+        run_dir = main(tiny_config, resume=True)
+    assert "Skipping incomplete checkpoint" in caplog.text and seen["checkpoint"].endswith("checkpoint-2")
+    assert (run_dir / "model.safetensors").is_file()

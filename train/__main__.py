@@ -18,6 +18,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--output-dir", help="run directory (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run (or an interrupted one) "
+                        "at the output directory")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -28,7 +30,8 @@ def cli(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     from train.run import main
 
-    return run_command(lambda: main(load_config(args.config, overrides), resume=args.resume), args.log_level,
+    return run_command(lambda: main(load_config(args.config, overrides), resume=args.resume,
+                                            overwrite=args.overwrite), args.log_level,
                        (ConfigError, DataError, OSError, ImportError, ValueError), logging.getLogger("train"))
 
 

@@ -77,7 +77,7 @@ def cross_validate(cfg: Config, k: int, out_dir: str | Path) -> dict[str, Any]:
         fold_cfg.eval.enabled, fold_cfg.eval.split = True, "test"
         fold_cfg.hub.push = False
         logger.info("Cross-validation fold %d/%d", fold + 1, k)
-        run_dir = train_main(fold_cfg)
+        run_dir = train_main(fold_cfg, overwrite=True)  # the fold directories belong to this command
         reports.append(json.loads((run_dir / "report.json").read_text(encoding="utf-8")))
     summary = {"k": k, "systems": aggregate(reports)}
     with atomic_file(out_dir / "cv_report.json") as fh:

@@ -19,18 +19,20 @@ import contextlib
 import gc
 import json
 import logging
+import re
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from infer.atomic import replace_dir
+from infer.atomic import full_disk_said_plainly, replace_dir
 from infer.labels import LabelSchema
 from train.augment import PAIR_SEP, context_pairs, token_fit, without_paired
 from train.calibrate import fit_calibration
-from train.config import Config
-from train.data import load_records, split_summary, tokenize_splits
+from train.config import Config, ConfigError
+from train.data import DataError, load_records, split_summary, tokenize_splits
 from train.dropout import use_fast_dropout
 from train.embeddings import ALIGNMENT_COLUMN, add_alignment_targets
 from train.evaluate import evaluate_run
@@ -43,9 +45,32 @@ from train.trainer import ACTOR_COLUMN, GROUP_COLUMN, build_trainer, resolve_pre
 logger = logging.getLogger(__name__)
 
 
-def prepare_data(cfg: Config, schema: LabelSchema):
-    """Validated records -> grouped splits (DatasetDict with train/validation/test)."""
+def _is_main_process() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _write_split_ids(splits, path: Path) -> None:
+    path.write_text(json.dumps({name: list(split["id"]) for name, split in splits.items()}, indent=0),
+                    encoding="utf-8")
+
+
+def prepare_data(cfg: Config, schema: LabelSchema, saved_split: Path | None = None):
+    """Validated records -> grouped splits (DatasetDict with train/validation/test); with `saved_split` (a
+    `splits.json`), the record ids of each split are read back from it instead of drawn."""
     ds = load_records(cfg.data_files(), schema)
+    if saved_split is not None and saved_split.is_file():
+        import datasets
+
+        ids = json.loads(saved_split.read_text(encoding="utf-8"))
+        row = {rec_id: i for i, rec_id in enumerate(ds["id"])}
+        missing = [i for name in ids for i in ids[name] if i not in row]
+        if missing:
+            raise DataError(f"{saved_split}: {len(missing)} record id(s) of the interrupted run's split are no longer "
+                            f"in data.files (e.g. {missing[:3]}); restore them or start again with --overwrite")
+        logger.info("Split read back from %s", saved_split)
+        return datasets.DatasetDict({name: ds.select([row[i] for i in ids[name]]) for name in ids})
     return split_records(
         ds, schema, val_size=cfg.data.val_size, test_size=cfg.data.test_size,
         seed=cfg.seed if cfg.data.split_seed is None else cfg.data.split_seed,
@@ -72,14 +97,84 @@ def group_indices(train) -> list[int]:
     return [shared.get(g, -1) if is_record else -1 for g, is_record in zip(groups, records)]
 
 
+RUN_FILES = ("train_config.yaml", "config.json")  # what makes a directory a finished run of this package
+# what the Trainer and `main` leave in `<run>.partial/`; anything else there is not ours
+_WORK_ENTRIES = re.compile(r"^(checkpoint-\d+|final|wall_time\.json|train_config\.yaml|splits\.json|runs)$")
+# keys that may change when a run is resumed: they change neither the split, nor the model, nor the optimizer
+# (more epochs or steps extend a run, as the Trainer allows)
+_RESUMABLE_CHANGES = ("name", "output_dir", "eval.", "hub.", "train.logging_steps", "train.threads",
+                      "train.dataloader_num_workers", "train.eval_batch_size", "train.save_steps", "train.epochs",
+                      "train.max_steps", "train.early_stopping_patience")
+
+
+def is_run(path: Path) -> bool:
+    return all((path / name).is_file() for name in RUN_FILES)
+
+
+def check_output_dir(run_dir: Path, overwrite: bool = False, resume: bool = False) -> bool:
+    """Refuse an output directory that holds anything but a run of this package; return whether it holds a
+    finished run. A finished run is replaced only with `overwrite` (or, with `resume`, left as it is).
+
+    Raises:
+        FileExistsError / NotADirectoryError naming the path and what to do.
+    """
+    run_dir = Path(run_dir)
+    work_dir = run_dir.with_name(run_dir.name + ".partial")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"output directory {run_dir} is a file; give a new directory (--output-dir)")
+    for path in (run_dir, work_dir):
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"{path} is a file, not a run's work directory; move it away first")
+    if work_dir.is_dir():
+        foreign = sorted(p.name for p in work_dir.iterdir() if not _WORK_ENTRIES.match(p.name))
+        if foreign:
+            raise FileExistsError(f"{work_dir} holds files that are not a run's ({', '.join(foreign[:3])}); "
+                                  "move them away or choose another --output-dir")
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return False
+    if not is_run(run_dir):
+        raise FileExistsError(f"output directory {run_dir} is not empty and is not a run of `python -m train`; "
+                              "choose another --output-dir")
+    if not overwrite and not resume:
+        raise FileExistsError(f"{run_dir} holds a finished run; pass --overwrite to replace it, or choose another "
+                              "--output-dir")
+    return True
+
+
+def _changed_keys(saved: dict, current: dict) -> list[str]:
+    """Dotted keys whose values differ between two resolved configs, except `_RESUMABLE_CHANGES`."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(saved), flat(current)
+    return [k for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and not k.startswith(_RESUMABLE_CHANGES)]
+
+
 def _last_checkpoint(work_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The latest complete checkpoint in `work_dir` (`trainer_state.json` is the last file the Trainer writes:
+    a checkpoint without it was cut off, e.g. by a full disk, and is skipped with a log line)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    return get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+    if not work_dir.is_dir():
+        return None
+    found = [p for p in work_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for path in sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        logger.warning("Skipping incomplete checkpoint %s (no trainer_state.json: it was cut off)", path)
+    return None
 
 
-def main(cfg: Config, resume: bool = False) -> Path:
+def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
     """Train, tune thresholds and save a run; return the finished run directory.
+
+    The output directory is the run's: a directory that is not a run of this package is refused, a finished run
+    is replaced only with `overwrite`, and `resume` continues the interrupted run in `<run_dir>.partial/` (only
+    with the config it started with; its split is read back, never drawn again).
 
     Example:
         >>> from train.config import load_config
@@ -102,10 +197,32 @@ def main(cfg: Config, resume: bool = False) -> Path:
     run_dir = cfg.run_dir
     work_dir = run_dir.with_name(run_dir.name + ".partial")
     logger.info("Resolved config:\n%s", json.dumps(cfg.to_dict(), indent=2))
+    if check_output_dir(run_dir, overwrite, resume) and resume:
+        logger.warning("--resume: %s holds a finished run; nothing to resume (--overwrite trains it again)", run_dir)
+        return run_dir
+    resuming = resume and (work_dir / "train_config.yaml").is_file()
+    if resuming:
+        changed = _changed_keys(yaml.safe_load((work_dir / "train_config.yaml").read_text(encoding="utf-8")),
+                                cfg.to_dict())
+        if changed:
+            raise ConfigError(f"--resume: the config differs from the interrupted run's ({work_dir / 'train_config.yaml'}) "
+                              f"in {', '.join(changed)}; resume with that config, or start again with --overwrite")
+    elif work_dir.is_dir() and any(work_dir.iterdir()):
+        if not (overwrite or resume):
+            raise FileExistsError(f"{work_dir} holds an interrupted run: --resume continues it, --overwrite discards "
+                                  "it and starts again")
+        logger.warning("Discarding the interrupted run in %s (%s)", work_dir, "--overwrite" if overwrite else
+                       "it has no saved config to resume with")
+        if _is_main_process():
+            shutil.rmtree(work_dir)
 
     # 1. data (every error surfaces here, before any model is loaded)
     schema = LabelSchema.from_yaml(cfg.data.schema)
-    splits = prepare_data(cfg, schema)
+    splits = prepare_data(cfg, schema, saved_split=work_dir / "splits.json" if resuming else None)
+    if not resuming and _is_main_process():  # what --resume checks and reads back
+        work_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(work_dir / "train_config.yaml")
+        _write_split_ids(splits, work_dir / "splits.json")
     logger.info("Splits: %s", {k: len(v) for k, v in splits.items()})
     for rec in splits["train"].select(range(min(3, len(splits["train"])))):
         logger.info("Sample: [%s] %s -> issues=%s stance=%s", rec["lang"], rec["text"][:100], rec["issues"], rec["stance"])
@@ -165,9 +282,8 @@ def main(cfg: Config, resume: bool = False) -> Path:
             logger.info("Resuming from %s", checkpoint)
     trainer = build_trainer(cfg, trainable, tokenizer, encoded, schema, work_dir, data_collator=collator)
     logger.info("Processes: %d (device %s)", trainer.args.world_size, trainer.args.device)
-    if checkpoint is None and trainer.is_world_process_zero() and work_dir.exists():
-        shutil.rmtree(work_dir)
-    with use_fast_dropout(unwrap(trainable)) if cfg.train.fast_dropout else contextlib.nullcontext():
+    with (full_disk_said_plainly(work_dir),
+          use_fast_dropout(unwrap(trainable)) if cfg.train.fast_dropout else contextlib.nullcontext()):
         trainer.train(resume_from_checkpoint=checkpoint)
     mark = stage_done("train_loop", mark)
 
@@ -189,41 +305,40 @@ def main(cfg: Config, resume: bool = False) -> Path:
         return run_dir
 
     # 5. save into a staging directory, then move into place
-    staging = work_dir / "final"
-    if staging.exists():
-        shutil.rmtree(staging)
-    if hasattr(unwrap(trainer.model), "actor_head"):  # the auxiliary head trains only; the checkpoint stays plain
-        del unwrap(trainer.model).actor_head
-    unwrap(trainer.model).save_pretrained(str(staging))  # the whole plain model, also after top-layer training
-    tokenizer.save_pretrained(str(staging))
-    (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the resolved YAML config replaces it
-    cfg.save(staging / "train_config.yaml")
-    shutil.copy(cfg.data.schema, staging / "label_schema.yaml")
-    (staging / "splits.json").write_text(
-        json.dumps({name: list(split["id"]) for name, split in splits.items()}, indent=0), encoding="utf-8"
-    )
-    (staging / "data_summary.json").write_text(json.dumps(split_summary(splits, schema), indent=1), encoding="utf-8")
-    history = {
-        "log_history": trainer.state.log_history,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "validation": val.metrics,
-        "test": test.metrics,
-        "issue_thresholds": trainer.model.config.issue_thresholds,
-        "calibration": calibration_info,
-        "wall_seconds": round(time.time() - started, 1),
-        "train_inputs": train_inputs,
-    }
-    mark = stage_done("save", mark)
-    (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
-    del trainer, model, trainable, collator  # the evaluation reloads the saved checkpoint: free the training copy and optimizer first
-    gc.collect()
-    if cfg.eval.enabled:
-        evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines, extra_data=cfg.eval.extra_data)
-        mark = stage_done("evaluate", mark)
-    history["stage_seconds"] = stages  # every stage of this process, in order
-    history["wall_seconds"] = round(time.time() - started, 1)
-    (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
-    replace_dir(staging, run_dir)
+    with full_disk_said_plainly(work_dir):  # one line naming the path; nothing half-written looks finished
+        staging = work_dir / "final"
+        if staging.exists():
+            shutil.rmtree(staging)
+        if hasattr(unwrap(trainer.model), "actor_head"):  # the auxiliary head trains only; the checkpoint stays plain
+            del unwrap(trainer.model).actor_head
+        unwrap(trainer.model).save_pretrained(str(staging))  # the whole plain model, also after top-layer training
+        tokenizer.save_pretrained(str(staging))
+        (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the resolved YAML config replaces it
+        cfg.save(staging / "train_config.yaml")
+        shutil.copy(cfg.data.schema, staging / "label_schema.yaml")
+        _write_split_ids(splits, staging / "splits.json")
+        (staging / "data_summary.json").write_text(json.dumps(split_summary(splits, schema), indent=1), encoding="utf-8")
+        history = {
+            "log_history": trainer.state.log_history,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "validation": val.metrics,
+            "test": test.metrics,
+            "issue_thresholds": trainer.model.config.issue_thresholds,
+            "calibration": calibration_info,
+            "wall_seconds": round(time.time() - started, 1),
+            "train_inputs": train_inputs,
+        }
+        mark = stage_done("save", mark)
+        (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
+        del trainer, model, trainable, collator  # the evaluation reloads the saved checkpoint: free the training copy and optimizer first
+        gc.collect()
+        if cfg.eval.enabled:
+            evaluate_run(staging, split=cfg.eval.split, baselines=cfg.eval.baselines, extra_data=cfg.eval.extra_data)
+            mark = stage_done("evaluate", mark)
+        history["stage_seconds"] = stages  # every stage of this process, in order
+        history["wall_seconds"] = round(time.time() - started, 1)
+        (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
+        replace_dir(staging, run_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     if cfg.hub.push:
         from train.publish import publish
