@@ -157,6 +157,10 @@ class Classifier:
         try:
             fp32 = AutoModelForSequenceClassification.from_pretrained(path, config=config).eval()
         except Exception as exc:  # safetensors raises its own SafetensorError (an Exception) on a cut file
+            if local and "ignore_mismatched_sizes" in str(exc):
+                raise ValueError(f"{path}: config.json names {config.num_labels} labels (id2label) but the weights' "
+                                 "head has another number of outputs: config.json and model.safetensors are not "
+                                 "from the same training; restore the checkpoint's own config.json") from None
             if not local or not _is_damaged_weights(exc):
                 raise
             weights = Path(path) / "model.safetensors"

@@ -80,3 +80,11 @@ def test_token_drop_needs_the_layer_cache():
     with pytest.raises(ConfigError, match=r"train.cache_frozen_layers=False"):
         load_config(None, ["train.token_drop=0.3", "model.train_layers=4", "train.cache_frozen_layers=false"])
     assert load_config("configs/default.yaml", ["train.token_drop=0.3"]).train.token_drop == 0.3
+
+
+def test_a_set_value_that_is_not_yaml_names_the_key():
+    from train.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"^--set data.files: '\[a,' is not a valid YAML value") as info:
+        load_config(None, ["data.files=[a,"])
+    assert "\n" not in str(info.value)

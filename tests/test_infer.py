@@ -347,3 +347,24 @@ def test_isa_caps_in_the_environment_remove_cpu_features(env, expected):
 
     found = hardware.features_from_cpuinfo("flags\t: avx2 avx512f avx512_vnni avx512_bf16 amx_bf16\n")
     assert sorted(hardware.apply_isa_caps(found, env)) == expected
+
+
+def test_a_config_whose_labels_do_not_match_the_head_is_one_line(tiny_checkpoint, tmp_path):
+    import json
+    import shutil
+
+    from infer import load
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    config["label_schema"]["issues"].append("cyber")
+    config["issue_thresholds"]["cyber"] = 0.5
+    names = [f"issue/{n}" for n in config["label_schema"]["issues"]] + [
+        f"stance/{n}" for n in config["label_schema"]["stance"]]
+    config["id2label"] = {str(i): n for i, n in enumerate(names)}
+    config["label2id"] = {n: i for i, n in enumerate(names)}
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config.json names 9 labels \(id2label\) but the weights' head") as info:
+        load(str(ckpt), route="fp32")
+    assert "\n" not in str(info.value)

@@ -491,3 +491,10 @@ def test_a_full_disk_is_one_line_and_the_cut_checkpoint_is_skipped_on_resume(tin
         run_dir = main(tiny_config, resume=True)
     assert "Skipping incomplete checkpoint" in caplog.text and seen["checkpoint"].endswith("checkpoint-2")
     assert (run_dir / "model.safetensors").is_file()
+
+
+def test_a_missing_backbone_directory_is_named(tiny_config, tmp_path):
+    tiny_config.model.backbone = str(tmp_path / "no" / "such" / "dir")
+    with pytest.raises(FileNotFoundError, match=r"model.backbone .*/no/such/dir: no such directory"):
+        main(tiny_config)
+    assert not tiny_config.run_dir.exists() and not tiny_config.run_dir.with_name("run.partial").exists()

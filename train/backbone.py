@@ -347,6 +347,10 @@ def _looks_local(name: str) -> bool:
 
 def load_pretrained(name: str, auto_cls, **kwargs):
     """`auto_cls.from_pretrained(resolve_backbone(name), **kwargs)`, with clear offline errors."""
+    if not name.startswith(PREFIX) and _looks_local(name) and not Path(name).expanduser().is_dir():
+        what = "is a file, not a checkpoint directory" if Path(name).expanduser().exists() else "no such directory"
+        raise FileNotFoundError(f"model.backbone {name}: {what} (a local checkpoint directory, a Hugging Face "
+                                f"model id, or {PREFIX}multilingual-e5-small)")
     path = resolve_backbone(name)
     if name.startswith(PREFIX) or _looks_local(name):
         return auto_cls.from_pretrained(path, **kwargs)

@@ -379,7 +379,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"--set {key.strip()}: {value!r} is not a valid YAML value ({problem}); e.g. "
+                              f"{key.strip()}=[a.jsonl, b.jsonl] for a list, quoted if it holds spaces") from None
+        _set_dotted(raw, key.strip(), parsed)
     return _build(Config, raw, prefix="")
 
 

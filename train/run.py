@@ -219,10 +219,6 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
     # 1. data (every error surfaces here, before any model is loaded)
     schema = LabelSchema.from_yaml(cfg.data.schema)
     splits = prepare_data(cfg, schema, saved_split=work_dir / "splits.json" if resuming else None)
-    if not resuming and _is_main_process():  # what --resume checks and reads back
-        work_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(work_dir / "train_config.yaml")
-        _write_split_ids(splits, work_dir / "splits.json")
     logger.info("Splits: %s", {k: len(v) for k, v in splits.items()})
     for rec in splits["train"].select(range(min(3, len(splits["train"])))):
         logger.info("Sample: [%s] %s -> issues=%s stance=%s", rec["lang"], rec["text"][:100], rec["issues"], rec["stance"])
@@ -282,6 +278,10 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
             logger.info("Resuming from %s", checkpoint)
     trainer = build_trainer(cfg, trainable, tokenizer, encoded, schema, work_dir, data_collator=collator)
     logger.info("Processes: %d (device %s)", trainer.args.world_size, trainer.args.device)
+    if not resuming and trainer.is_world_process_zero():  # what --resume checks and reads back
+        work_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(work_dir / "train_config.yaml")
+        _write_split_ids(splits, work_dir / "splits.json")
     with (full_disk_said_plainly(work_dir),
           use_fast_dropout(unwrap(trainable)) if cfg.train.fast_dropout else contextlib.nullcontext()):
         trainer.train(resume_from_checkpoint=checkpoint)
