@@ -14,7 +14,7 @@ from pathlib import Path
 
 from infer import load
 from infer.atomic import atomic_file, check_output_path, report_stale_temporaries
-from infer.stream import Summary, detect_format, read_rows, tag_stream
+from infer.stream import Summary, detect_format, read_rows, require_fields, tag_stream
 from infer.termination import exit_on_sigterm
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ def main(args: argparse.Namespace) -> int:
         _check_paths(args)
         clf = load(args.model, device=args.device, route=args.route)
         fmt = detect_format(args.input, args.input_format)
-        rows = read_rows(args.input, fmt, args.text_column)
+        rows = require_fields(read_rows(args.input, fmt, args.text_column),
+                              {"--group-by": args.group_by, "--date-column": args.date_column})
         if args.select_for_labeling:
             from infer.selection import run_selection
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import itertools
 import json
 import logging
 import sys
@@ -97,6 +98,30 @@ def _bump(entry: dict[str, collections.Counter], pred) -> None:
     entry["n"]["no_issue"] += not pred.issues
     entry["issues"].update(pred.issues)
     entry["stance"][pred.stance] += 1
+
+
+def require_fields(rows: Iterator[tuple[str, dict[str, Any]]], fields: dict[str, str | None]):
+    """The same rows, after checking that the first one has every named field (`{flag: column}`, None: unused);
+    raises ValueError naming the flag, the column, where, and the fields the row has.
+
+    >>> rows = iter([("in.jsonl:1", {"text": "NATO", "outlet": "x"})])
+    >>> list(require_fields(rows, {"--group-by": "outlet"}))
+    [('in.jsonl:1', {'text': 'NATO', 'outlet': 'x'})]
+    >>> require_fields(iter([("in.jsonl:1", {"text": "NATO"})]), {"--date-column": "date"})
+    Traceback (most recent call last):
+    ValueError: --date-column date: in.jsonl:1 has no field 'date'; its fields: ['text']
+    """
+    wanted = {flag: column for flag, column in fields.items() if column}
+    if not wanted:
+        return rows
+    first = next(rows, None)
+    if first is None:
+        return iter(())
+    where, row = first
+    for flag, column in wanted.items():
+        if column not in row:
+            raise ValueError(f"{flag} {column}: {where} has no field {column!r}; its fields: {sorted(row)}")
+    return itertools.chain([first], rows)
 
 
 @dataclass

@@ -256,3 +256,17 @@ def test_temporaries_of_a_killed_earlier_run_are_removed_with_a_warning(tiny_che
         code, _, _ = run(["--model", str(tiny_checkpoint), str(src), "-o", str(tmp_path / "out.jsonl")], capsys)
     assert code == 0 and not old.exists()
     assert "interrupted earlier write" in caplog.text and ".out.jsonl.abc123.tmp" in caplog.text
+
+
+@pytest.mark.parametrize("flag", ["--group-by", "--date-column"])
+def test_a_report_column_that_is_not_in_the_rows_is_one_line(tiny_checkpoint, tmp_path, capsys, flag):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "NATO drills", "outlet": "a"}\n{"text": "Sanctions", "outlet": "b"}\n')
+    out = tmp_path / "out.jsonl"
+    code, _, err = run(["--model", str(tiny_checkpoint), str(src), "-o", str(out), "--report", str(tmp_path / "r"),
+                        flag, "nosuchcol"], capsys)
+    assert code == 2 and f"{flag} nosuchcol: {src}:1 has no field 'nosuchcol'; its fields: ['outlet', 'text']" in err
+    assert not out.exists() and not (tmp_path / "r").exists()
+    code, _, err = run(["--model", str(tiny_checkpoint), str(src), "-o", str(out), "--select-for-labeling", "1",
+                        "--labeled-dir", "", "--group-by", "nosuchcol"], capsys)
+    assert code == 2 and "--group-by nosuchcol" in err

@@ -176,3 +176,14 @@ def test_hub_failure_is_one_line_naming_the_step_without_the_token(finished_run,
     out = capsys.readouterr()
     assert "hf_secret_token_value" not in caplog.text + out.out + out.err
     assert "Traceback" not in out.err
+
+
+def test_published_folder_and_card_hold_no_absolute_path_of_this_machine(finished_run, tmp_path):
+    out = build_folder(finished_run, tmp_path / "upload")  # no --repo-id: the card's example is relative
+    for name in ("train_config.yaml", "README.md"):
+        text = (out / name).read_text(encoding="utf-8")
+        assert str(finished_run) not in text and str(tmp_path) not in text and "/tmp/" not in text, name
+    assert 'model="./run"' in (out / "README.md").read_text(encoding="utf-8")
+    from train.config import load_config
+
+    assert load_config(out / "train_config.yaml").output_dir is None  # still a valid config

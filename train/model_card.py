@@ -171,6 +171,7 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
     summary = trained_data_summary(run_dir, cfg, schema)
     model = report["systems"]["model"]
     base = base_model(cfg.model.backbone)
+    base = base if not Path(base).is_absolute() else Path(base).name  # a local backbone: its name, not this machine's path
     name = repo_id.split("/")[-1] if repo_id else "security-talks-classifier"
     dataset = {"dataset_type": "security-talks-paragraphs", "dataset_name": "Security-guarantee talks paragraphs",
                "dataset_split": report["split"], "task_type": "text-classification"}
@@ -217,7 +218,7 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         stance_target=schema.stance_target or "the stance target",
         label_rows=[{"group": g, "name": n, "definition": definitions.get(n, "")}
                     for g, names in (("issue", schema.issues), ("stance", schema.stance)) for n in names],
-        repo_or_path=repo_id or str(run_dir),
+        repo_or_path=repo_id or f"./{run_dir.name}",  # never this machine's absolute path
         num_issues=len(schema.issues), num_stance=len(schema.stance),
         n_records=summary.n, n_langs=len(summary.by_lang),
         lang_counts=", ".join(f"{k} {v}" for k, v in summary.by_lang.items()),
@@ -232,7 +233,7 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         per_issue=", ".join(f"{k} {_fmt(v['f1'])}" for k, v in model["issues"]["per_label"].items()),
         lang_rows=[{"lang": k, "n": v["n"], "issues": _fmt(v["issues"]["macro_f1"]), "stance": _fmt(v["stance"]["macro_f1"])}
                    for k, v in model["by_lang"].items()],
-        backbone=cfg.model.backbone, bundled=cfg.model.backbone.startswith("bundled:"),
+        backbone=base, bundled=cfg.model.backbone.startswith("bundled:"),
         epochs=cfg.train.epochs, patience=cfg.train.early_stopping_patience, batch_size=cfg.train.batch_size,
         learning_rate=cfg.train.learning_rate, head_learning_rate=cfg.train.head_learning_rate,
         freeze=cfg.model.freeze_embeddings, cls_alignment_weight=cfg.loss.cls_alignment_weight,

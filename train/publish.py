@@ -51,10 +51,40 @@ def build_folder(run_dir: str | Path, out_dir: str | Path, repo_id: str | None =
         for name in PUBLISHED:
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, tmp / name)
+        write_portable_config(run_dir / "train_config.yaml", tmp / "train_config.yaml")
         if dtype:
             _cast_weights(tmp / "model.safetensors", dtype)
         build_card(run_dir, repo_id).save(tmp / "README.md")
     return out_dir
+
+
+def portable(value, root: Path | None = None):
+    """`value` (a resolved config, as a dict) with no absolute path of this machine: paths under `root` (default:
+    the working directory) become relative, others keep their last part; `output_dir` is dropped.
+
+    >>> portable({"output_dir": "/tmp/r", "data": {"files": ["/home/me/p/data/a.jsonl", "data/b.jsonl"]}},
+    ...          root=Path("/home/me/p"))
+    {'output_dir': None, 'data': {'files': ['data/a.jsonl', 'data/b.jsonl']}}
+    """
+    import os
+
+    root = Path.cwd() if root is None else root
+    if isinstance(value, dict):
+        return {k: None if k == "output_dir" else portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        path = Path(value)
+        return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+    return value
+
+
+def write_portable_config(src: Path, dst: Path) -> None:
+    """Copy a run's `train_config.yaml` through `portable` (a published folder names no path of this machine)."""
+    import yaml
+
+    cfg = yaml.safe_load(src.read_text(encoding="utf-8"))
+    dst.write_text(yaml.safe_dump(portable(cfg), sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
 def _cast_weights(path: Path, dtype: str) -> None:
