@@ -194,3 +194,19 @@ def test_lone_surrogate_names_file_and_line(tmp_path, schema):
     path.write_text(json.dumps(good()) + "\n" + json.dumps({**good(), "id": "x2", "text": "bad \ud800 text"}) + "\n")
     with pytest.raises(DataError, match=re.escape(f"{path}:2: 'text' is not valid Unicode")):
         validate_files([path], schema)
+
+
+def test_near_copies_within_files_across_groups_and_against_an_evaluation_set():
+    from train.data import near_copies
+
+    base = {"lang": "en", "issues": [], "stance": "neutral", "origin": "authored", "source": None}
+    records = [
+        {**base, "id": "a", "group": "a", "text": "NATO rejected Moscow's demand for a ban on enlargement on Wednesday."},
+        {**base, "id": "b", "group": "b", "text": "NATO rejected Moscow's demand for a ban on enlargement on Thursday."},
+        {**base, "id": "c", "group": "a", "text": "NATO rejected Moscow's demand for a ban on enlargement, Wednesday."},
+        {**base, "id": "d", "group": "d", "text": "Beijing and Moscow signed a long joint statement on partnership."},
+    ]
+    pairs = near_copies(records, threshold=0.8)
+    assert [(x, y) for x, y, _ in pairs] == [("b", "c"), ("a", "b")] or {(x, y) for x, y, _ in pairs} == {("a", "b"), ("b", "c")}
+    dev = [{**base, "id": "rn1", "group": "rn1", "text": "Beijing and Moscow signed a long joint statement on partnership!"}]
+    assert [(x, y) for x, y, _ in near_copies(records, dev, threshold=0.8)] == [("d", "rn1")]

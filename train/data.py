@@ -344,6 +344,30 @@ def check(files: list[str | Path], schema: LabelSchema, min_issue: int = 0, min_
     return summary
 
 
+def near_copies(records: list[dict[str, Any]], others: list[dict[str, Any]] | None = None,
+                threshold: float = 0.8) -> list[tuple[str, str, float]]:
+    """Pairs of near-identical texts: cosine similarity of character 3-5-gram TF-IDF vectors >= `threshold`.
+
+    Among `records` (records of one group, e.g. translations, are not compared), or, with `others` (e.g. the
+    real-news dev set), between each record and each of `others`. Returns (id, other id, similarity), most
+    similar first.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    others_given = others is not None
+    others = records if others is None else others
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=1)
+    vec.fit([r["text"] for r in records] + ([r["text"] for r in others] if others_given else []))
+    a, b = vec.transform([r["text"] for r in records]), vec.transform([r["text"] for r in others])
+    sims = (a @ b.T).tocoo()
+    out = []
+    for i, j, v in zip(sims.row, sims.col, sims.data):
+        if v < threshold or (not others_given and (j <= i or records[i]["group"] == records[j]["group"])):
+            continue
+        out.append((records[i]["id"], others[j]["id"], round(float(v), 3)))
+    return sorted(out, key=lambda t: -t[2])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.data", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -352,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schema", default="data/labels/schema.yaml")
     p.add_argument("--min-issue", type=int, default=60, help="fail if an issue has fewer positives")
     p.add_argument("--min-stance", type=int, default=100, help="fail if a stance class has fewer records")
+    n = sub.add_parser("near-copies", help="list near-identical texts among the files, or against --against files")
+    n.add_argument("files", nargs="*", help="JSON Lines files (default: data/labels/*.jsonl)")
+    n.add_argument("--against", nargs="*", default=None, help="evaluation files to compare with (e.g. the dev set)")
+    n.add_argument("--threshold", type=float, default=0.8, help="cosine of character n-gram TF-IDF vectors")
+    n.add_argument("--schema", default="data/labels/schema.yaml")
     s = sub.add_parser("sync-translations", help="copy seed labels onto the translations of each group")
     s.add_argument("files", nargs="*", help="JSON Lines files (default: data/labels/*.jsonl)")
     args = parser.parse_args(argv)
@@ -363,6 +392,14 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("%d translation record(s) relabeled from their seed", sync_translations(files))
             return 0
         schema = LabelSchema.from_yaml(args.schema)
+        if args.command == "near-copies":
+            records = validate_files(files, schema)
+            others = validate_files(args.against, schema, external=True) if args.against else None
+            pairs = near_copies(records, others, args.threshold)
+            for rec_id, other_id, sim in pairs:
+                print(f"{sim:.3f}\t{rec_id}\t{other_id}")
+            print(f"{len(pairs)} pair(s) at cosine >= {args.threshold}", file=sys.stderr)
+            return 1 if pairs else 0
         summary = check(files, schema, args.min_issue, args.min_stance)
     except (DataError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
