@@ -206,7 +206,7 @@ def test_near_copies_within_files_across_groups_and_against_an_evaluation_set():
         {**base, "id": "c", "group": "a", "text": "NATO rejected Moscow's demand for a ban on enlargement, Wednesday."},
         {**base, "id": "d", "group": "d", "text": "Beijing and Moscow signed a long joint statement on partnership."},
     ]
-    pairs = near_copies(records, threshold=0.8)
-    assert [(x, y) for x, y, _ in pairs] == [("b", "c"), ("a", "b")] or {(x, y) for x, y, _ in pairs} == {("a", "b"), ("b", "c")}
+    pairs = near_copies(records, threshold=0.6)  # a-c share a group (a translation pair): not listed
+    assert [(x, y) for x, y, _ in pairs] == [("a", "b"), ("b", "c")] and pairs[0][2] > pairs[1][2]
     dev = [{**base, "id": "rn1", "group": "rn1", "text": "Beijing and Moscow signed a long joint statement on partnership!"}]
     assert [(x, y) for x, y, _ in near_copies(records, dev, threshold=0.8)] == [("d", "rn1")]
