@@ -381,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--against", nargs="*", default=None, help="evaluation files to compare with (e.g. the dev set)")
     n.add_argument("--threshold", type=float, default=0.8, help="cosine of character n-gram TF-IDF vectors")
     n.add_argument("--schema", default="data/labels/schema.yaml")
+    c = sub.add_parser("coverage", help="print the coverage plan's tables (who reacts x stance, register, issue, "
+                                        "language), empty and thin cells marked")
+    c.add_argument("files", nargs="*", help="JSON Lines files (default: data/labels/*.jsonl)")
+    c.add_argument("--thin", type=int, default=10, help="mark cells with fewer records")
+    c.add_argument("--schema", default="data/labels/schema.yaml")
     s = sub.add_parser("sync-translations", help="copy seed labels onto the translations of each group")
     s.add_argument("files", nargs="*", help="JSON Lines files (default: data/labels/*.jsonl)")
     args = parser.parse_args(argv)
@@ -392,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("%d translation record(s) relabeled from their seed", sync_translations(files))
             return 0
         schema = LabelSchema.from_yaml(args.schema)
+        if args.command == "coverage":
+            from train.coverage import coverage_tables
+
+            print(coverage_tables(validate_files(files, schema), schema, args.thin))
+            return 0
         if args.command == "near-copies":
             records = validate_files(files, schema)
             others = validate_files(args.against, schema, external=True) if args.against else None
