@@ -89,11 +89,22 @@ def _flat(cfg) -> dict[str, Any]:
     return flat
 
 
+# Keys whose dataclass default has changed since they were added (the defaults became the chosen recipe): a run
+# recorded before such a key existed trained with its value of then, not with today's default.
+DEFAULT_WHEN_ADDED: dict[str, Any] = {
+    "data.context_pairs": 0.0,
+    "model.attention_dropout": None,
+    "model.pooling": "first_token",
+    "model.train_layers": None,
+    "train.head_learning_rate": None,
+}
+
+
 def config_defaults() -> dict[str, Any]:
-    """Every config key at its dataclass default (what a run recorded before the key existed trained with)."""
+    """Every config key at the value a run recorded before the key existed trained with."""
     from train.config import load_config
 
-    return json.loads(json.dumps(_flat(load_config(None, [])), default=str))
+    return {**json.loads(json.dumps(_flat(load_config(None, [])), default=str)), **DEFAULT_WHEN_ADDED}
 
 
 def check_reusable(done: Path, saved: dict[str, Any], config: dict[str, Any]) -> None:

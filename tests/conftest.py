@@ -39,7 +39,8 @@ def tiny_config(tmp_path, data_file, tiny_backbone):
 
     return load_config(None, [
         f"data.files=[{data_file}]", f"data.schema={SCHEMA_PATH}", f"model.backbone={tiny_backbone}",
-        "model.freeze_embeddings=false", f"output_dir={tmp_path / 'run'}", "name=tiny",
+        "model.freeze_embeddings=false", "model.train_layers=null",  # the recipe's 4 of 12 layers: the tiny has 2
+        f"output_dir={tmp_path / 'run'}", "name=tiny",
         "data.val_size=0.2", "data.test_size=0.2", "data.max_length=64",
         "train.epochs=2", "train.batch_size=8", "train.logging_steps=2", "train.precision=fp32",
         "train.threads=1", "eval.enabled=false",
@@ -53,7 +54,7 @@ def tiny_checkpoint(tiny_backbone, tmp_path_factory) -> Path:
     from train.model import build_model
 
     schema = LabelSchema.from_yaml(SCHEMA_PATH)
-    model, tokenizer = build_model(ModelConfig(backbone=str(tiny_backbone)), schema)
+    model, tokenizer = build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=None), schema)
     model.config.issue_thresholds = {n: 0.5 for n in schema.issues}
     out = tmp_path_factory.mktemp("tiny-checkpoint")
     model.save_pretrained(out)

@@ -15,6 +15,69 @@ def test_every_shipped_config_parses(path):
     assert cfg.name == path.stem
 
 
+def test_default_yaml_is_the_dataclass_defaults_plus_what_it_documents():
+    from_file = load_config(REPO / "configs" / "default.yaml").to_dict()
+    defaults = load_config(None).to_dict()
+    assert from_file["eval"].pop("extra_data") == ["../shared/realnews/dev.jsonl"]
+    assert defaults["eval"].pop("extra_data") == []
+    assert from_file == defaults
+
+
+@pytest.mark.parametrize("name, differences", [
+    ("gpu.yaml", {"model.backbone": "xlm-roberta-base", "train.epochs": 10.0, "train.learning_rate": 3e-5}),
+    ("transfer_en.yaml", {"data.train_langs": ["en"], "train.epochs": 15.0}),
+])
+def test_shipped_configs_train_the_default_recipe_plus_their_differences(name, differences):
+    cfg, default = load_config(REPO / "configs" / name), load_config(REPO / "configs" / "default.yaml")
+    for key, value in differences.items():
+        section, field_name = key.split(".")
+        assert getattr(getattr(cfg, section), field_name) == value
+    for key in ("model.pooling", "model.train_layers", "data.context_pairs", "train.head_learning_rate",
+                "eval.extra_data"):  # inherited from default.yaml
+        section, field_name = key.split(".")
+        assert getattr(getattr(cfg, section), field_name) == getattr(getattr(default, section), field_name)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_base_chain_and_override_order(tmp_path):
+    write(tmp_path / "bases" / "root.yaml", "name: root\nseed: 1\ntrain:\n  epochs: 5\n  batch_size: 4\n")
+    write(tmp_path / "bases" / "middle.yaml", "base: root.yaml\ntrain:\n  epochs: 7\nmodel:\n  pooling: first_token\n")
+    leaf = write(tmp_path / "leaf.yaml", "base: bases/middle.yaml\ntrain:\n  batch_size: 8\n")
+    cfg = load_config(leaf, ["train.batch_size=2"])
+    assert cfg.seed == 1  # from the root, through the chain
+    assert cfg.train.epochs == 7  # the middle file overrides the root
+    assert cfg.model.pooling == "first_token"
+    assert cfg.train.learning_rate == load_config(None).train.learning_rate  # untouched keys keep the defaults
+    assert cfg.train.batch_size == 2  # --set last, over the leaf's 8 and the root's 4
+    assert load_config(leaf).train.batch_size == 8
+    assert cfg.name == "leaf"  # named after the file it was started from, not its base
+
+
+def test_a_missing_base_names_the_key(tmp_path):
+    leaf = write(tmp_path / "leaf.yaml", "base: nope.yaml\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{leaf}: base: nope.yaml not found (looked for {tmp_path / 'nope.yaml'})")):
+        load_config(leaf)
+
+
+def test_unknown_keys_in_a_base_still_fail_with_the_hint(tmp_path):
+    write(tmp_path / "root.yaml", "train:\n  lerning_rate: 0.1\n")
+    leaf = write(tmp_path / "leaf.yaml", "base: root.yaml\n")
+    with pytest.raises(ConfigError, match="Unknown config key: train.lerning_rate — did you mean train.learning_rate?"):
+        load_config(leaf)
+
+
+def test_a_base_cycle_is_an_error(tmp_path):
+    write(tmp_path / "a.yaml", "base: b.yaml\n")
+    write(tmp_path / "b.yaml", "base: a.yaml\n")
+    with pytest.raises(ConfigError, match="base: forms a cycle"):
+        load_config(tmp_path / "a.yaml")
+
+
 def test_default_config_uses_bundled_backbone_and_repo_data():
     cfg = load_config(REPO / "configs" / "default.yaml")
     assert cfg.model.backbone == "bundled:multilingual-e5-small"
@@ -76,7 +139,7 @@ def test_resolved_config_round_trips(tmp_path):
 
 def test_token_drop_needs_the_layer_cache():
     with pytest.raises(ConfigError, match=r"train.token_drop: 0.3 .* model.train_layers=None"):
-        load_config(None, ["train.token_drop=0.3"])
+        load_config(None, ["train.token_drop=0.3", "model.train_layers=null"])
     with pytest.raises(ConfigError, match=r"train.cache_frozen_layers=False"):
         load_config(None, ["train.token_drop=0.3", "model.train_layers=4", "train.cache_frozen_layers=false"])
     assert load_config("configs/default.yaml", ["train.token_drop=0.3"]).train.token_drop == 0.3

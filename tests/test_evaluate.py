@@ -18,6 +18,7 @@ SYSTEMS = {"model", "majority", "tfidf_logreg", "embeddings_logreg"}
 @pytest.fixture
 def trained_run(tiny_config):
     tiny_config.eval.enabled = True
+    tiny_config.eval.baselines = sorted(SYSTEMS - {"model"})
     return train_main(tiny_config)
 
 

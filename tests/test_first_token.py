@@ -15,7 +15,7 @@ TEXTS = ["NATO expansion talks in Geneva", "Russia missiles", "China Beijing Mos
 
 @pytest.fixture
 def model_and_batch(tiny_backbone, schema):
-    model, tok = build_model(ModelConfig(backbone=str(tiny_backbone), pooling="mean_layer"), schema)
+    model, tok = build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=None, pooling="mean_layer"), schema)
     for p in model.parameters():  # a trained-looking model: the pooling layer's zero weights perturbed
         p.data.add_(0.05 * torch.randn_like(p))
     return model.eval(), tok(TEXTS, padding=True, return_tensors="pt")
@@ -46,7 +46,7 @@ def test_top_layers_use_the_first_token_path_with_the_same_logits(tiny_backbone,
     from tests.test_layer_cache import _encoded
 
     model, batch = model_and_batch
-    _, tok = build_model(ModelConfig(backbone=str(tiny_backbone)), schema)
+    _, tok = build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=None), schema)
     split = _encoded(tok, schema, TEXTS)
     store = cache_states(model, split, start_layer=1, dtype=torch.float32)
     rows = [{INDEX_COLUMN: i, "labels": split[i]["labels"]} for i in range(len(TEXTS))]

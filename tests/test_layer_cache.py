@@ -14,6 +14,7 @@ from train.model import build_model, first_trained_layer
 
 
 def _tiny_model(tiny_backbone, schema, **kwargs):
+    kwargs.setdefault("train_layers", None)  # the recipe trains 4 layers; the tiny backbone has 2
     model, tok = build_model(ModelConfig(backbone=str(tiny_backbone), **kwargs), schema)
     return model.eval(), tok
 
@@ -87,7 +88,7 @@ def test_mean_pooling_layer_outputs_the_mean_of_the_states_below(tiny_backbone, 
 
 
 def test_num_layers_drops_top_layers_and_validates(tiny_backbone, schema):
-    model, _ = _tiny_model(tiny_backbone, schema, num_layers=1)
+    model, _ = _tiny_model(tiny_backbone, schema, num_layers=1, pooling="first_token")
     assert model.config.num_hidden_layers == 1 and len(model.bert.encoder.layer) == 1
     with pytest.raises(ConfigError, match="model.train_layers"):
         build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=5), schema)
@@ -219,25 +220,25 @@ def test_text_prefix_lives_in_the_saved_tokenizer(tiny_backbone, schema, tmp_pat
 
 
 def test_encoder_dropout_sets_every_encoder_dropout_and_is_validated(tiny_backbone, schema):
-    model, _ = build_model(ModelConfig(backbone=str(tiny_backbone), encoder_dropout=0.0, pooling="mean_layer"), schema)
+    model, _ = build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=None, encoder_dropout=0.0, pooling="mean_layer"), schema)
     rates = {m.p for m in model.bert.encoder.modules() if isinstance(m, torch.nn.Dropout)}
     assert rates == {0.0} and model.dropout.p == 0.0
     assert model.config.hidden_dropout_prob == 0.0 and model.config.attention_probs_dropout_prob == 0.0
-    kept, _ = build_model(ModelConfig(backbone=str(tiny_backbone), encoder_dropout=0.0, dropout=0.2), schema)
+    kept, _ = build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=None, encoder_dropout=0.0, dropout=0.2), schema)
     assert kept.dropout.p == 0.2
     with pytest.raises(ConfigError, match="model.encoder_dropout must be in"):
-        ModelConfig(backbone=str(tiny_backbone), encoder_dropout=1.5)
+        ModelConfig(backbone=str(tiny_backbone), train_layers=None, encoder_dropout=1.5)
 
 
 def test_attention_dropout_sets_the_attention_probabilities_alone(tiny_backbone, schema):
-    model, _ = build_model(ModelConfig(backbone=str(tiny_backbone), attention_dropout=0.0, pooling="mean_layer"),
+    model, _ = build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=None, attention_dropout=0.0, pooling="mean_layer"),
                            schema)
     layers = model.bert.encoder.layer
     assert len(layers) == 3  # the appended pooling layer too
     assert all(layer.attention.self.dropout.p == 0.0 for layer in layers)
     assert all(layer.attention.output.dropout.p == 0.1 and layer.output.dropout.p == 0.1 for layer in layers)
     assert model.config.attention_probs_dropout_prob == 0.0 and model.config.hidden_dropout_prob == 0.1
-    both, _ = build_model(ModelConfig(backbone=str(tiny_backbone), encoder_dropout=0.2, attention_dropout=0.05), schema)
+    both, _ = build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=None, encoder_dropout=0.2, attention_dropout=0.05), schema)
     assert both.config.hidden_dropout_prob == 0.2 and both.config.attention_probs_dropout_prob == 0.05
     with pytest.raises(ConfigError, match="model.attention_dropout must be in"):
-        ModelConfig(backbone=str(tiny_backbone), attention_dropout=-0.1)
+        ModelConfig(backbone=str(tiny_backbone), train_layers=None, attention_dropout=-0.1)

@@ -21,6 +21,7 @@ def finished_run(tiny_backbone, tmp_path_factory):
     data = write_jsonl(tmp / "d.jsonl", synthetic_records())
     cfg = load_config(None, [f"data.files=[{data}]", f"data.schema={SCHEMA_PATH}", f"model.backbone={tiny_backbone}",
                              f"output_dir={tmp / 'run'}", "data.val_size=0.2", "data.test_size=0.2", "train.epochs=1",
+                             "model.train_layers=null",
                              "train.precision=fp32", "eval.baselines=[majority]"])
     return train_main(cfg)
 

@@ -146,7 +146,7 @@ def test_cls_alignment_run_trains_and_saves_a_plain_checkpoint(tiny_config, capl
 def test_embeddings_frozen_by_default(tiny_config, schema):
     from train.model import build_model
 
-    model, _ = build_model(load_config(None, [f"model.backbone={tiny_config.model.backbone}"]).model, schema)
+    model, _ = build_model(load_config(None, [f"model.backbone={tiny_config.model.backbone}", "model.train_layers=null"]).model, schema)
     assert not model.get_input_embeddings().weight.requires_grad
     assert model.classifier.weight.requires_grad
 

@@ -46,7 +46,7 @@ def test_sweep_runs_recipes_over_seeds(tmp_path, data_file, tiny_backbone, capsy
     config.write_text(yaml.safe_dump({
         "data": {"files": [str(data_file)], "schema": str(SCHEMA_PATH), "val_size": 0.2, "test_size": 0.2,
                  "max_length": 32},
-        "model": {"backbone": str(tiny_backbone)},
+        "model": {"backbone": str(tiny_backbone), "train_layers": None},
         "train": {"epochs": 1, "batch_size": 16, "precision": "fp32", "threads": 1},
         "eval": {"extra_data": [str(extra)]},
     }))

@@ -52,7 +52,7 @@ class DataConfig:
     )
     cv_fold: int = field(default=0, metadata={"help": "Which fold is the test split when cv_folds is set."})
     context_pairs: float = field(
-        default=0.0,
+        default=1.0,
         metadata={"help": "Extra training records per training record: the record joined with a neutral, issue-free "
                           "training paragraph of its language, keeping its labels (train.augment)."},
     )
@@ -98,7 +98,7 @@ class ModelConfig:
                   "attention dropout already 0, 0 here takes another ~0-5% off a CPU step (benchmarks/step_speed.py)."},
     )
     attention_dropout: float | None = field(
-        default=None,
+        default=0.0,
         metadata={"help": "Dropout on the attention probabilities alone; null follows model.encoder_dropout (or the "
                           "backbone's). 0 lets CPU training use the fused attention kernel, which has no dropout."},
     )
@@ -108,7 +108,7 @@ class ModelConfig:
                           "checkpoint is a plain model with num_hidden_layers=N, faster at inference). null: all."},
     )
     pooling: Literal["first_token", "mean_layer"] = field(
-        default="first_token",
+        default="mean_layer",
         metadata={"help": "first_token: the standard head reads the first token's last state. mean_layer: append "
                           "one encoder layer initialized so that its first-token output is the (layer-normed) mean "
                           "of the states below it — the pooling e5 was trained for, as a plain BERT layer "
@@ -120,7 +120,7 @@ class ModelConfig:
                           "in tokenizer.json, so pipeline() and infer add it too). e5 was trained with 'query: '."},
     )
     train_layers: int | None = field(
-        default=None,
+        default=4,
         metadata={"help": "Train only the top K encoder layers (+ pooler and classifier); the embeddings and "
                           "lower layers stay frozen, and with train.cache_frozen_layers their output is computed "
                           "once and reused every epoch. null: train every layer."},
@@ -195,21 +195,22 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: float = field(default=6.0, metadata={"help": "Maximum number of epochs."})
+    epochs: float = field(default=3.0, metadata={"help": "Maximum number of epochs."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (overrides epochs if > 0)."})
     batch_size: int = field(default=16, metadata={"help": "Per-device training batch size."})
-    eval_batch_size: int = field(default=64, metadata={"help": "Per-device evaluation batch size."})
+    eval_batch_size: int = field(default=16, metadata={"help": "Per-device evaluation batch size."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps per optimizer update."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate of the encoder."})
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate of the encoder."})
     head_learning_rate: float | None = field(
-        default=None,
+        default=2e-3,
         metadata={"help": "Peak learning rate of the freshly initialized pooler + classifier (null: learning_rate)."},
     )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps for linear warmup."})
     scheduler: str = field(default="linear", metadata={"help": "transformers lr_scheduler_type."})
     early_stopping_patience: int = field(
-        default=2, metadata={"help": "Evaluations without validation macro-F1 gain before stopping (0: off)."}
+        default=0, metadata={"help": "Evaluations without validation macro-F1 gain before stopping (0: off; the "
+                                    "best epoch on validation is kept either way)."}
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto",
@@ -281,8 +282,9 @@ class EvalConfig:
     enabled: bool = field(default=True, metadata={"help": "Write the evaluation report at the end of training."})
     split: str = field(default="test", metadata={"help": "Split the end-of-run report evaluates."})
     baselines: list[str] = field(
-        default_factory=lambda: ["majority", "tfidf_logreg", "embeddings_logreg"],
-        metadata={"help": "Baselines reported beside the model."},
+        default_factory=lambda: ["majority", "tfidf_logreg"],
+        metadata={"help": "Baselines reported beside the model: majority, tfidf_logreg, embeddings_logreg (the last "
+                          "embeds every text through the frozen backbone; add it later with python -m train.evaluate)."},
     )
     vector_cache: bool = field(
         default=True,
@@ -354,26 +356,28 @@ class Config:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Build a `Config` from a YAML file (or the defaults) plus `key=value` overrides.
+    """Build a `Config` from the dataclass defaults, a YAML file (and its bases), then `key=value` overrides.
+
+    A YAML file may name another as `base: <file>` (relative to itself): the base is read first and the
+    file's keys override it, section by section; bases may chain. The run name defaults to the file's stem.
 
     Args:
         path: YAML file; None starts from the defaults.
         overrides: dotted `section.key=value` strings; values are parsed as YAML (`3`, `true`, `[a, b]`).
 
     Raises:
-        ConfigError: unknown key (with a suggestion), wrong type, or invalid value, naming the key.
+        ConfigError: unknown key (with a suggestion), wrong type, invalid value or missing base, naming the key.
+
+    Example:
+        >>> load_config("configs/gpu.yaml").model.pooling  # from its base, configs/default.yaml
+        'mean_layer'
     """
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"Config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+        raw = _read_with_bases(path, seen=[])
         raw.setdefault("name", path.stem)
     for item in overrides or []:
         key, sep, value = item.partition("=")
@@ -387,6 +391,46 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                               f"{key.strip()}=[a.jsonl, b.jsonl] for a list, quoted if it holds spaces") from None
         _set_dotted(raw, key.strip(), parsed)
     return _build(Config, raw, prefix="")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def _read_with_bases(path: Path, seen: list[Path]) -> dict[str, Any]:
+    """The YAML mapping at `path` laid over its `base:` chain (the base key itself removed)."""
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in [*seen, path.resolve()])
+        raise ConfigError(f"{path}: base: forms a cycle ({chain})")
+    raw = _read_yaml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: base must be a YAML file name, got {base!r}")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: base: {base} not found (looked for {base_path})")
+    inherited = _read_with_bases(base_path, [*seen, path.resolve()])
+    inherited.pop("name", None)  # a run is named after the file it is started from
+    return _merge(inherited, raw)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` laid over `base`: sections (mappings) merge key by key, any other value replaces."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
