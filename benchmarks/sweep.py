@@ -118,6 +118,10 @@ def check_reusable(done: Path, saved: dict[str, Any], config: dict[str, Any]) ->
     if FINGERPRINT not in recorded:
         logger.warning("%s predates data fingerprints: reused without checking it read the same data", done)
         recorded = {**recorded, FINGERPRINT: config.get(FINGERPRINT)}
+    from train.config import REMOVED_KEYS
+
+    gone = {k for k, v in REMOVED_KEYS.items() if k in recorded and recorded[k] == v and k not in config}
+    recorded = {k: v for k, v in recorded.items() if k not in gone}  # keys removed since, at today's meaning
     defaults = config_defaults()
     added = {k: config[k] for k in set(config) - set(recorded) if k in defaults and config[k] == defaults[k]}
     if added:  # keys the config gained since, at their defaults: the run trained what they mean

@@ -6,8 +6,7 @@ Training FLOPs are counted from the recipe: 6 x (non-embedding parameters per la
 x training tokens x epochs run, plus 2 x parameters x layers cached x tokens of every split for the
 one forward pass that fills the cache (`train.layer_cache.training_flops`); the figure is printed as a
 ratio to the full recipe (every layer trained, 15 epochs, same records; `data.context_pairs` adds inputs to
-the recipe's count, not to the full one's; with `train.token_drop` the trained layers count the tokens they
-keep), and as achieved FLOP/s against
+the recipe's count, not to the full one's), and as achieved FLOP/s against
 a plain fp32 matmul measured in the same run, with the CPU features this process saw, and the wall
 seconds of each stage (`metrics.json` "stage_seconds"). Timings are only comparable as ratios measured
 in one run on one machine. An AVX2-only CPU can be emulated on a newer one (`infer.hardware`):
@@ -43,14 +42,10 @@ FULL_RECIPE_EPOCHS = 15
 
 
 def inputs_line(records: int, inputs: dict | None) -> str:
-    """What one epoch trained on: `1334 train records + 1273 context pairs`, or with `data.context_pairs_only`
-    `1334 train records (58 alone + 1276 in context pairs)`."""
+    """What one epoch trained on: `1334 train records + 1273 context pairs`."""
     if not inputs or not inputs.get("context_pairs"):
         return f"{records} train records"
-    alone = inputs.get("records_alone", records)
-    if alone == records:
-        return f"{records} train records + {inputs['context_pairs']} context pairs"
-    return f"{records} train records ({alone} alone + {inputs['context_pairs']} in context pairs)"
+    return f"{records} train records + {inputs['context_pairs']} context pairs"
 
 
 def main() -> None:
@@ -110,28 +105,20 @@ def main() -> None:
 
     with torch.device("meta"):  # the architecture only, to ask whether the last layer runs for one token
         first_token = supports_first_token(AutoModelForSequenceClassification.from_config(conf))
-    trained_tokens = (inputs or {}).get("trained_tokens", train_tokens)  # fewer with train.token_drop
     first_token_last = first_token and cfg.model.train_layers is not None
-    # model.train_ffn: false freezes the feed-forward weights of the trained backbone layers (not the appended one);
-    # a first-token last layer runs its feed-forward for one token, so it is left out of the count
-    one_token_backbone_layer = 1 if first_token_last and not pooling_layer else 0
-    ffn_frozen_layers = 0 if cfg.model.train_ffn else trained - pooling_layer - one_token_backbone_layer
     recipe = training_flops(per_layer, trained, cached, train_tokens, epochs, cached_passes=all_tokens / train_tokens,
-                            first_token_last=first_token_last, trained_tokens_per_epoch=trained_tokens,
-                            frozen_params=ffn_frozen_layers * 2 * h * inter)
+                            first_token_last=first_token_last)
     recipe["total"] += 2 * per_layer * frozen_uncached * train_tokens * epochs  # frozen layers' forward, uncached
     from train.backbone import load_pretrained
 
-    backbone_layers = load_pretrained(cfg.model.backbone, AutoConfig).num_hidden_layers  # before num_layers
+    backbone_layers = load_pretrained(cfg.model.backbone, AutoConfig).num_hidden_layers
     full = training_flops(per_layer, backbone_layers, 0, record_tokens, FULL_RECIPE_EPOCHS)  # the records, no pairs
     achieved = (recipe["total"] - recipe["cached"]) / final["train_runtime"]
     print(machine_line())
     print(f"config: {args.config} {' '.join(args.overrides)}")
     print(f"wall time (end to end{'' if args.no_eval else ', evaluation included'}): {wall:.1f} s; train loop "
           f"{final['train_runtime']:.1f} s, {epochs:.2f} epochs, {inputs_line(len(splits['train']), inputs)}, "
-          f"{train_tokens} tokens/epoch"
-          + (f" ({trained_tokens} seen by the trained layers, train.token_drop {cfg.train.token_drop})"
-             if trained_tokens != train_tokens else ""))
+          f"{train_tokens} tokens/epoch")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
     print(f"frozen-feature vectors: {'cold (empty temporary store)' if store else 'warm (the user store)'}")
     print(f"layers: {trained} trained{' (the last for the first token only)' if first_token else ''}, "

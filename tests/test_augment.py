@@ -7,7 +7,7 @@ import pytest
 from datasets import Dataset
 
 import train.augment
-from train.augment import context_pairs, token_fit, without_paired
+from train.augment import context_pairs, token_fit
 from train.run import main
 
 
@@ -75,8 +75,8 @@ def test_config_rejects_out_of_range():
 
     with pytest.raises(ConfigError, match="data.context_pairs"):
         load_config(None, ["data.context_pairs=-1"])
-    with pytest.raises(ConfigError, match="data.context_pairs_only: true needs data.context_pairs > 0"):
-        load_config(None, ["data.context_pairs=0", "data.context_pairs_only=true"])
+    with pytest.raises(ConfigError, match="data.context_pairs must be in"):
+        load_config(None, ["data.context_pairs=5"])
 
 
 def test_run_trains_on_pairs_but_records_only_the_real_records(tiny_config, tmp_path, caplog):
@@ -96,28 +96,3 @@ def test_run_trains_on_pairs_but_records_only_the_real_records(tiny_config, tmp_
     inputs = json.loads((run_dir / "metrics.json").read_text())["train_inputs"]
     assert inputs["records"] == len(ids) and inputs["context_pairs"] > 0
     assert inputs["context_pairs"] == int(added[0].split()[2])
-    assert inputs["records_alone"] == inputs["records"]  # every record is also trained on its own
-
-
-def test_without_paired_drops_exactly_the_pair_targets():
-    train = _train()
-    pairs = context_pairs(train, fraction=1.0, seed=0, fits=lambda texts: [True] * len(texts))
-    targets = {p.split("+ctx:")[0] for p in pairs["id"]}
-    alone = without_paired(train, pairs)
-    assert set(alone["id"]) == set(train["id"]) - targets and "r4" in alone["id"]  # r4 has no context: kept
-    assert alone.features == train.features
-    assert list(without_paired(train, train.select([]))["id"]) == list(train["id"])
-
-
-def test_run_with_pairs_only_trains_each_paired_record_once(tiny_config, tmp_path):
-    from synthetic_data import synthetic_records, write_jsonl
-
-    schedules = [_rec(100 + i, "en", "neutral", [], text=f"The council meets again on day {i}.") for i in range(6)]
-    data = write_jsonl(tmp_path / "with-schedules.jsonl", synthetic_records() + schedules)
-    cfg = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, files=[str(data)],
-                                                                    context_pairs=1.0, context_pairs_only=True))
-    run_dir = main(cfg)
-    inputs = json.loads((run_dir / "metrics.json").read_text())["train_inputs"]
-    assert inputs["context_pairs"] > 0
-    assert inputs["records_alone"] == inputs["records"] - inputs["context_pairs"]  # fraction 1: distinct targets
-    assert "context_pairs_only: true" in (run_dir / "train_config.yaml").read_text()

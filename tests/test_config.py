@@ -115,7 +115,6 @@ def test_unknown_section_and_override():
     ("data.test_size=0.9", "data.test_size must be in (0, 0.5)"),
     ("hub.push=true", "hub.push is true but hub.repo_id is not set"),
     ("train.epochs", "--set expects key=value"),
-    ("train.token_drop=1.0", "train.token_drop must be in [0, 1), got 1.0"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -137,12 +136,15 @@ def test_resolved_config_round_trips(tmp_path):
     assert again == cfg
 
 
-def test_token_drop_needs_the_layer_cache():
-    with pytest.raises(ConfigError, match=r"train.token_drop: 0.3 .* model.train_layers=None"):
-        load_config(None, ["train.token_drop=0.3", "model.train_layers=null"])
-    with pytest.raises(ConfigError, match=r"train.cache_frozen_layers=False"):
-        load_config(None, ["train.token_drop=0.3", "model.train_layers=4", "train.cache_frozen_layers=false"])
-    assert load_config("configs/default.yaml", ["train.token_drop=0.3"]).train.token_drop == 0.3
+@pytest.mark.parametrize("key", ["data.context_pairs_only=true", "train.token_drop=0.3", "model.train_ffn=false",
+                                 "model.num_layers=8", "loss.cls_alignment_weight=0.1", "model.text_prefix=query"])
+def test_keys_of_removed_experiments_are_refused_unless_at_their_current_meaning(key, tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"Removed config key: {key.split('=')[0]}")):
+        load_config(None, [key])
+    saved = tmp_path / "train_config.yaml"  # a run saved before the removal holds every key at its neutral value
+    saved.write_text("data:\n  context_pairs_only: false\nmodel:\n  num_layers: null\n  text_prefix: ''\n"
+                     "  train_ffn: true\ntrain:\n  token_drop: 0.0\nloss:\n  cls_alignment_weight: 0.0\n")
+    assert load_config(saved) == load_config(None, ["name=train_config"])
 
 
 def test_a_set_value_that_is_not_yaml_names_the_key():

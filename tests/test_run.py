@@ -122,26 +122,6 @@ def test_checkpoint_loads_in_a_plain_pipeline(tiny_config):
                                                                  "china_alignment"]} | {"stance/favor", "stance/against", "stance/neutral"}
 
 
-def test_cls_alignment_run_trains_and_saves_a_plain_checkpoint(tiny_config, caplog):
-    """With alignment on, the train split carries frozen-backbone targets; the checkpoint stays standard."""
-    import dataclasses
-    import logging
-
-    from safetensors import safe_open
-
-    cfg = dataclasses.replace(tiny_config, loss=dataclasses.replace(tiny_config.loss, cls_alignment_weight=1.0))
-    with caplog.at_level(logging.INFO, logger="train.run"):
-        run_dir = main(cfg)
-    assert any("Alignment targets" in r.getMessage() for r in caplog.records)
-    losses = [e["loss"] for e in json.loads((run_dir / "metrics.json").read_text())["log_history"] if "loss" in e]
-    assert losses and all(np.isfinite(losses))
-    plain = main(dataclasses.replace(tiny_config, output_dir=str(run_dir) + "-plain"))
-    plain_losses = [e["loss"] for e in json.loads((plain / "metrics.json").read_text())["log_history"] if "loss" in e]
-    assert losses[0] > plain_losses[0]  # same seed and batches: the first logged loss includes the term
-    with safe_open(str(run_dir / "model.safetensors"), "pt") as f:
-        assert not any("alignment" in k for k in f.keys())
-    assert json.loads((run_dir / "config.json").read_text())["architectures"] == ["BertForSequenceClassification"]
-
 
 def test_embeddings_frozen_by_default(tiny_config, schema):
     from train.model import build_model

@@ -90,3 +90,10 @@ def test_run_recorded_before_a_config_key_existed_is_reused_at_its_default(tmp_p
     check_reusable(tmp_path / "old.json", {"config": recorded}, config)  # the key is at its default: reused
     with pytest.raises(SystemExit, match=r"data.context_pairs: None -> 1.0"):
         check_reusable(tmp_path / "old.json", {"config": recorded}, {**config, "data.context_pairs": 1.0})
+
+
+def test_run_recorded_with_a_since_removed_key_at_its_current_meaning_is_reused(tmp_path):
+    config = {**config_defaults(), FINGERPRINT: "f"}
+    check_reusable(tmp_path / "old.json", {"config": {**config, "train.token_drop": 0.0}}, config)
+    with pytest.raises(SystemExit, match=r"train.token_drop: 0.3 -> None"):
+        check_reusable(tmp_path / "old.json", {"config": {**config, "train.token_drop": 0.3}}, config)

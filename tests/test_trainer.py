@@ -66,52 +66,6 @@ def test_head_learning_rate_is_validated():
         load_config(None, ["train.head_learning_rate=5"])
 
 
-def test_cls_alignment_loss_is_cosine_distance_of_the_first_token():
-    from train.model import cls_alignment_loss
-
-    hidden = torch.tensor([[[1.0, 0.0], [0.0, 9.0]], [[1.0, 1.0], [5.0, 5.0]]])
-    target = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
-    # batch item 0: cos((1,0),(2,0)) = 1; item 1: cos((1,1),(0,1)) = 1/sqrt(2); later tokens ignored
-    assert cls_alignment_loss(hidden, target).item() == pytest.approx((0 + 1 - 2 ** -0.5) / 2)
-
-
-def test_cls_alignment_is_added_on_training_batches_with_targets(tiny_config, schema, tmp_path):
-    from transformers import AutoTokenizer, TrainingArguments
-
-    from train.embeddings import ALIGNMENT_COLUMN
-    from train.model import IssueStanceLoss, cls_alignment_loss
-
-    model, _ = build_model(tiny_config.model, schema)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_config.model.backbone)
-    inputs = dict(tokenizer(["NATO drills near the border", "sanctions"], padding=True, return_tensors="pt"))
-    inputs["labels"] = torch.tensor([[0, 0, 1, 0, 0, 0, 1, 0], [0, 0, 0, 1, 0, 0, 0, 1]], dtype=torch.float)
-    target = torch.randn(2, model.config.hidden_size)
-    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
-
-    def loss_of(weight, training, with_target=True):
-        trainer = IssueStanceTrainer(model=model, args=args, cls_alignment_weight=weight,
-                                     compute_loss_func=IssueStanceLoss(schema, tiny_config.loss))
-        model.train(training)
-        torch.manual_seed(0)  # same dropout masks in every call
-        batch = {**inputs, ALIGNMENT_COLUMN: target} if with_target else dict(inputs)
-        return trainer.compute_loss(model, batch).item()
-
-    model.train()
-    torch.manual_seed(0)
-    hidden = model(**{k: v for k, v in inputs.items() if k != "labels"}, output_hidden_states=True).hidden_states[-1]
-    extra = cls_alignment_loss(hidden, target).item()
-    assert extra > 0
-    assert loss_of(2.0, True) == pytest.approx(loss_of(0.0, True) + 2.0 * extra, rel=1e-5)
-    assert loss_of(2.0, False) == pytest.approx(loss_of(0.0, False))  # evaluation: no alignment term
-    assert loss_of(2.0, True, with_target=False) == pytest.approx(loss_of(0.0, True))
-
-
-def test_cls_alignment_weight_is_validated():
-    from train.config import ConfigError
-
-    with pytest.raises(ConfigError, match="loss.cls_alignment_weight"):
-        load_config(None, ["loss.cls_alignment_weight=-1"])
-
 
 def test_eval_max_samples_evaluates_a_seeded_subset_in_length_order(tiny_config, schema, tmp_path):
     import dataclasses

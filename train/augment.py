@@ -77,19 +77,6 @@ def context_pairs(train, fraction: float, seed: int, fits: Callable[[list[str]],
     return datasets.Dataset.from_list(rows, features=train.features) if rows else train.select([])
 
 
-def without_paired(train, pairs):
-    """The records of `train` that no pair in `pairs` was built from (`data.context_pairs_only`: a paired record
-    is then trained in its pair only).
-
-    >>> from datasets import Dataset
-    >>> train = Dataset.from_list([{"id": "a"}, {"id": "b"}, {"id": "c"}])
-    >>> list(without_paired(train, Dataset.from_list([{"id": "a+ctx:b"}]))["id"])
-    ['b', 'c']
-    """
-    paired = {pair_id.split(PAIR_SEP)[0] for pair_id in pairs["id"]} if len(pairs) else set()
-    return train.select([i for i, rec_id in enumerate(list(train["id"])) if rec_id not in paired])
-
-
 def token_fit(tokenizer, max_length: int) -> Callable[[list[str]], list[bool]]:
     """`fits` for `context_pairs`: the text's tokens (special tokens included) are at most `max_length`."""
     def fits(texts: list[str]) -> list[bool]:

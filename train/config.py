@@ -27,6 +27,18 @@ class ConfigError(ValueError):
     """A config file or override is invalid; the message names the key."""
 
 
+# Keys of experiments that were removed, each with the value that means what the code does now. A config saved by
+# an earlier run holds them (every key is saved): at that value they are ignored, at any other value refused.
+REMOVED_KEYS: dict[str, Any] = {
+    "data.context_pairs_only": False,
+    "model.num_layers": None,
+    "model.text_prefix": "",
+    "model.train_ffn": True,
+    "train.token_drop": 0.0,
+    "loss.cls_alignment_weight": 0.0,
+}
+
+
 @dataclass
 class DataConfig:
     files: list[str] = field(
@@ -54,12 +66,7 @@ class DataConfig:
     context_pairs: float = field(
         default=1.0,
         metadata={"help": "Extra training records per training record: the record joined with a neutral, issue-free "
-                          "training paragraph of its language, keeping its labels (train.augment)."},
-    )
-    context_pairs_only: bool = field(
-        default=False,
-        metadata={"help": "Train a record that got a context pair in its pair(s) only, not also on its own (records "
-                          "without a pair stay): 0.64x the tokens an epoch of context_pairs 1.0 on the default data."},
+                          "paragraph of its language, keeping its labels (train.augment). 0: off."},
     )
 
     def __post_init__(self) -> None:
@@ -74,9 +81,6 @@ class DataConfig:
                               f"{self.cv_folds}, {self.cv_fold}")
         if not 0.0 <= self.context_pairs <= 4.0:
             raise ConfigError(f"data.context_pairs must be in [0, 4], got {self.context_pairs}")
-        if self.context_pairs_only and self.context_pairs == 0:
-            raise ConfigError("data.context_pairs_only: true needs data.context_pairs > 0 (there are no pairs to train "
-                              "the records in)")
         if self.max_length < 8 or self.max_length > 512:
             raise ConfigError(f"data.max_length must be in [8, 512], got {self.max_length}")
 
@@ -94,54 +98,29 @@ class ModelConfig:
     encoder_dropout: float | None = field(
         default=None,
         metadata={"help": "Dropout inside the encoder layers (hidden states and attention probabilities); null "
-                  "keeps the backbone's (0.1 for e5); the classifier's follows it unless model.dropout is set. With "
-                  "attention dropout already 0, 0 here takes another ~0-5% off a CPU step (benchmarks/step_speed.py)."},
+                          "keeps the backbone's; the classifier's follows it unless model.dropout is set."},
     )
     attention_dropout: float | None = field(
         default=0.0,
-        metadata={"help": "Dropout on the attention probabilities alone; null follows model.encoder_dropout (or the "
-                          "backbone's). 0 lets CPU training use the fused attention kernel, which has no dropout."},
-    )
-    num_layers: int | None = field(
-        default=None,
-        metadata={"help": "Keep only the bottom N encoder layers (drop the top ones before fine-tuning; the "
-                          "checkpoint is a plain model with num_hidden_layers=N, faster at inference). null: all."},
+        metadata={"help": "Dropout on the attention probabilities alone; null follows model.encoder_dropout. 0 lets "
+                          "training use the fused attention kernel."},
     )
     pooling: Literal["first_token", "mean_layer"] = field(
         default="mean_layer",
-        metadata={"help": "first_token: the standard head reads the first token's last state. mean_layer: append "
-                          "one encoder layer initialized so that its first-token output is the (layer-normed) mean "
-                          "of the states below it — the pooling e5 was trained for, as a plain BERT layer "
-                          "(num_hidden_layers + 1), trained with the head."},
-    )
-    text_prefix: str = field(
-        default="",
-        metadata={"help": "Text put before every input by the tokenizer itself (its post-processor template, saved "
-                          "in tokenizer.json, so pipeline() and infer add it too). e5 was trained with 'query: '."},
+        metadata={"help": "first_token: the head reads the first token's last state. mean_layer: an appended encoder "
+                          "layer, initialized to mean-pool the states below (e5's pooling), feeds the head."},
     )
     train_layers: int | None = field(
         default=4,
-        metadata={"help": "Train only the top K encoder layers (+ pooler and classifier); the embeddings and "
-                          "lower layers stay frozen, and with train.cache_frozen_layers their output is computed "
-                          "once and reused every epoch. null: train every layer."},
-    )
-    train_ffn: bool = field(
-        default=True,
-        metadata={"help": "false: the feed-forward weight matrices (intermediate.dense, output.dense) of the "
-                          "trained backbone layers stay at their pretrained values; their biases, LayerNorms and "
-                          "attention train, and so does all of an appended mean_layer. Their weight gradients "
-                          "are skipped: 0.81-0.87x an fp32 CPU step (benchmarks/step_speed.py)."},
+        metadata={"help": "Train only the top K encoder layers (+ pooling layer and head); the layers below stay "
+                          "frozen (see train.cache_frozen_layers). null: train every layer."},
     )
 
     def __post_init__(self) -> None:
         if not self.backbone.strip():
             raise ConfigError("model.backbone is empty")
-        for key in ("num_layers", "train_layers"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"model.{key} must be >= 1 or null, got {value}")
-        if self.num_layers is not None and self.train_layers is not None and self.train_layers > self.num_layers:
-            raise ConfigError(f"model.train_layers ({self.train_layers}) exceeds model.num_layers ({self.num_layers})")
+        if self.train_layers is not None and self.train_layers < 1:
+            raise ConfigError(f"model.train_layers must be >= 1 or null, got {self.train_layers}")
         for key in ("dropout", "encoder_dropout", "attention_dropout"):
             value = getattr(self, key)
             if value is not None and not 0.0 <= value < 1.0:
@@ -163,19 +142,13 @@ class LossConfig:
     )
     consistency_weight: float = field(
         default=0.0,
-        metadata={"help": "Weight of the symmetric KL between the stance and issue distributions of a group's "
-                          "records in one batch (translations, parallel paragraphs; batches keep groups together). 0: off."},
+        metadata={"help": "Weight of the symmetric KL between the predictions for records of one group in a batch "
+                          "(translations, parallel paragraphs; batches keep groups together). 0: off."},
     )
     actor_weight: float = field(
         default=0.0,
-        metadata={"help": "Weight of an auxiliary head that predicts who reacts (the records' optional `actor`; "
-                          "records without one add no loss). Training only: not in the checkpoint. 0: off."},
-    )
-    cls_alignment_weight: float = field(
-        default=0.0,
-        metadata={"help": "Weight of 1 - cos(first-token state, frozen backbone's mean-pooled embedding) in "
-                          "the training loss: the head reads the first token, e5 was trained for mean "
-                          "pooling (0 = off)."},
+        metadata={"help": "Weight of an auxiliary who-reacts head (the records' optional `actor`), used in training "
+                          "only, not saved. 0: off."},
     )
 
     def __post_init__(self) -> None:
@@ -184,8 +157,6 @@ class LossConfig:
         for key in ("consistency_weight", "actor_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"loss.{key} must be >= 0, got {getattr(self, key)}")
-        if self.cls_alignment_weight < 0:
-            raise ConfigError(f"loss.cls_alignment_weight must be >= 0, got {self.cls_alignment_weight}")
         if self.issue_weight < 0 or self.stance_weight < 0 or self.issue_weight + self.stance_weight == 0:
             raise ConfigError(
                 f"loss weights must be >= 0 and not both 0, got issue_weight={self.issue_weight}, "
@@ -221,8 +192,7 @@ class TrainConfig:
     save_steps: int | None = field(
         default=50,
         metadata={"help": "Also save a checkpoint every N optimizer steps, so --resume loses at most N steps "
-                          "(evaluation, early stopping and the best checkpoint stay per epoch; null: epoch ends only). "
-                          "The Trainer keeps 2 checkpoints (the best one and the latest)."},
+                          "(null: at epoch ends only; evaluation stays per epoch)."},
     )
     eval_max_samples: int | None = field(
         default=None,
@@ -236,19 +206,10 @@ class TrainConfig:
         metadata={"help": "With model.train_layers: run the frozen lower layers once over every split and "
                           "train the top layers on their cached output (same model, a fraction of the FLOPs)."},
     )
-    token_drop: float = field(
-        default=0.0,
-        metadata={"help": "With the layer cache: each training step, the top layers see a random (1 - token_drop) "
-                          "of each text's cached states; the first and last (special) tokens are always kept "
-                          "(train.layer_cache.drop_tokens). The cached states are contextual, so a dropped "
-                          "token's content is partly in its neighbours'; evaluation and inference see every token. "
-                          "Cuts the train loop's FLOPs by about that fraction. 0: off."},
-    )
     fast_dropout: bool = field(
         default=True,
-        metadata={"help": "On CPU, draw the dropout masks of the nn.Dropout modules (hidden states, classifier) 4 per "
-                          "64-bit random word (train.dropout: the same Bernoulli masks, ~3x cheaper to draw than "
-                          "with torch's serial kernel). false: torch's dropout."},
+        metadata={"help": "On CPU, draw the dropout masks 4 per 64-bit random word (train.dropout; the same Bernoulli "
+                          "masks, cheaper to draw). false: torch's dropout."},
     )
 
     def __post_init__(self) -> None:
@@ -271,8 +232,6 @@ class TrainConfig:
             raise ConfigError(f"train.learning_rate must be in (0, 1), got {self.learning_rate}")
         if self.head_learning_rate is not None and not 0 < self.head_learning_rate < 1:
             raise ConfigError(f"train.head_learning_rate must be in (0, 1), got {self.head_learning_rate}")
-        if not 0 <= self.token_drop < 1:
-            raise ConfigError(f"train.token_drop must be in [0, 1), got {self.token_drop}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
@@ -288,17 +247,13 @@ class EvalConfig:
     )
     vector_cache: bool = field(
         default=True,
-        metadata={"help": "Keep the frozen backbone's sentence vectors (embeddings_logreg baseline, alignment "
-                          "targets) in a store keyed by the backbone's content, prefix and text "
-                          "(train.vector_store; $STC_VECTOR_CACHE, else ~/.cache/security-talks-classifier/"
-                          "vectors), so later runs on the same texts do not embed them again."},
+        metadata={"help": "Keep the frozen backbone's sentence vectors (embeddings_logreg baseline) in a store "
+                          "($STC_VECTOR_CACHE, else ~/.cache/security-talks-classifier/vectors; train.vector_store)."},
     )
     extra_data: list[str] = field(
         default_factory=list,
-        metadata={"help": "More labeled JSONL files every run also scores (model and baselines), each its own "
-                          "section of the report (e.g. ../shared/realnews/dev.jsonl). A missing file is "
-                          "skipped with a log line. Fields id, text, lang, issues, stance; origin, source and "
-                          "group are optional there (origin 'external', group = id)."},
+        metadata={"help": "More labeled JSONL files every run also scores, each its own report section (a missing "
+                          "file is skipped with a log line; origin, source and group are optional there)."},
     )
 
 
@@ -326,11 +281,6 @@ class Config:
     hub: HubConfig = field(default_factory=HubConfig)
 
     def __post_init__(self) -> None:
-        if self.train.token_drop > 0 and (self.model.train_layers is None or not self.train.cache_frozen_layers):
-            raise ConfigError(f"train.token_drop: {self.train.token_drop} drops cached states, so it needs "
-                              "model.train_layers set and train.cache_frozen_layers: true (got "
-                              f"model.train_layers={self.model.train_layers}, "
-                              f"train.cache_frozen_layers={self.train.cache_frozen_layers})")
         if self.hub.push and not self.eval.enabled:
             raise ConfigError("hub.push needs eval.enabled: the model card is built from the evaluation report")
 
@@ -390,7 +340,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"--set {key.strip()}: {value!r} is not a valid YAML value ({problem}); e.g. "
                               f"{key.strip()}=[a.jsonl, b.jsonl] for a list, quoted if it holds spaces") from None
         _set_dotted(raw, key.strip(), parsed)
+    _drop_removed_keys(raw)
     return _build(Config, raw, prefix="")
+
+
+def _drop_removed_keys(raw: dict[str, Any]) -> None:
+    """Remove `REMOVED_KEYS` that hold their current meaning from `raw`; refuse one that asks for removed code."""
+    for dotted, neutral in REMOVED_KEYS.items():
+        section, key = dotted.split(".")
+        node = raw.get(section)
+        if not isinstance(node, dict) or key not in node:
+            continue
+        value = node.pop(key)
+        if value != neutral:
+            raise ConfigError(f"Removed config key: {dotted} (an experiment no longer in the code); only "
+                              f"{yaml.safe_dump(neutral).splitlines()[0]} is accepted, got {value!r}")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

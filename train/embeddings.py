@@ -1,9 +1,8 @@
 """Sentence embeddings of the frozen backbone: mean-pooled, L2-normalized last hidden states.
 
 multilingual-e5 is trained for exactly this pooling (with a `"query: "` prefix), so these vectors are
-the strongest features the backbone gives without fine-tuning. Two stages use them: the
-`embeddings_logreg` baseline (`train.baselines`) and, with `loss.cls_alignment_weight > 0`, the
-targets that keep the fine-tuned first-token state close to them (`train.model.cls_alignment_loss`).
+the strongest features the backbone gives without fine-tuning; the `embeddings_logreg` baseline
+(`train.baselines`) fits a logistic regression on them.
 
 Example:
     >>> encoder = FrozenEncoder("bundled:multilingual-e5-small")  # doctest: +SKIP
@@ -21,7 +20,6 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 E5_PREFIX = "query: "
-ALIGNMENT_COLUMN = "alignment_target"  # the train-split column `train.trainer` reads the targets from
 
 
 def mean_pool(hidden, attention_mask):
@@ -113,11 +111,3 @@ class FrozenEncoder:
     def release(self) -> None:
         """Drop the loaded model (the next `embed` reloads it)."""
         self._model = self._tokenizer = self._store = None
-
-
-def add_alignment_targets(split, backbone: str, max_length: int, cache: bool = True):
-    """Return `split` (a `datasets.Dataset` with a `text` column) plus the frozen embedding of each text."""
-    encoder = FrozenEncoder(backbone, max_length=max_length, cache=cache)
-    vectors = encoder.embed(split["text"])
-    encoder.release()
-    return split.add_column(ALIGNMENT_COLUMN, vectors.tolist())

@@ -44,15 +44,6 @@ def encoder_layers(model) -> nn.ModuleList:
     return layers
 
 
-def keep_bottom_layers(model, num_layers: int) -> None:
-    """Drop the top encoder layers in place, keeping the bottom `num_layers` (config updated)."""
-    layers = encoder_layers(model)
-    if not 1 <= num_layers <= len(layers):
-        raise ValueError(f"model.num_layers must be in [1, {len(layers)}] for this backbone, got {num_layers}")
-    del layers[num_layers:]
-    model.config.num_hidden_layers = num_layers
-
-
 def freeze_below(model, start_layer: int) -> None:
     """Freeze the embeddings and encoder layers `0 .. start_layer - 1`."""
     base = getattr(model, model.base_model_prefix)
@@ -120,7 +111,8 @@ def cache_states(model, split, start_layer: int, batch_size: int = 16, dtype: to
 class CachedStatesCollator:
     """Rows with `cache_index` and `labels` -> a padded batch of cached states for `TopLayers`.
 
-    Extra float columns (e.g. the alignment targets of `train.embeddings`) are stacked and passed on.
+    Extra columns named in `passthrough` (e.g. the group and actor indices of `train.trainer`) are stacked and
+    passed on.
     """
 
     def __init__(self, store: Sequence[torch.Tensor], pad_to_multiple_of: int = 8, passthrough: Sequence[str] = ()):
@@ -143,64 +135,18 @@ class CachedStatesCollator:
         return batch
 
 
-def kept_lengths(lengths: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Tokens a text of each length keeps under `drop_tokens`: the first and last, and (1 - fraction) of the rest
-    (rounded half to even; texts of at most 2 tokens keep all).
-
-    >>> kept_lengths(torch.tensor([2, 12, 102]), 0.3).tolist()
-    [2, 9, 72]
-    """
-    inner = (lengths - 2).clamp(min=0)
-    return torch.where(lengths <= 2, lengths, 2 + torch.round(inner * (1 - fraction)).long())
-
-
-def drop_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, fraction: float,
-                pad_to_multiple_of: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random `fraction` of each row's inner tokens left out of a padded batch of states (`train.token_drop`).
-
-    Each row keeps its first and last token (e5's `<s>` and `</s>`) and `kept_lengths` of its tokens in all,
-    drawn without replacement from torch's generator, in their original order; the batch is re-padded to
-    the longest row kept. Positions are already in the states, so nothing else changes.
-
-    >>> hidden = torch.arange(10.0).reshape(1, 10, 1)
-    >>> kept, mask = drop_tokens(hidden, torch.ones(1, 10, dtype=torch.long), 0.5, pad_to_multiple_of=1)
-    >>> kept.shape, mask.tolist(), kept[0, 0, 0].item(), kept[0, -1, 0].item()
-    (torch.Size([1, 6, 1]), [[1, 1, 1, 1, 1, 1]], 0.0, 9.0)
-    """
-    batch, width, dim = hidden.shape
-    lengths = attention_mask.sum(dim=1)
-    keep = kept_lengths(lengths, fraction)
-    pos = torch.arange(width, device=hidden.device).expand(batch, width)
-    last = (lengths - 1)[:, None]
-    # the special tokens sort first, padding last, the inner tokens in a random order between them
-    scores = torch.rand((batch, width), device=hidden.device)
-    scores = torch.where((pos == 0) | (pos == last), torch.full_like(scores, -1.0), scores)
-    scores = torch.where(pos > last, torch.full_like(scores, 2.0), scores)
-    new_width = min(width, -(-int(keep.max()) // pad_to_multiple_of) * pad_to_multiple_of)
-    picked = scores.argsort(dim=1)[:, :new_width]
-    slot = torch.arange(new_width, device=hidden.device)[None, :]
-    new_mask = slot < keep[:, None]
-    picked = torch.where(new_mask, picked, torch.full_like(picked, width)).sort(dim=1).values.clamp(max=width - 1)
-    kept = hidden.gather(1, picked[..., None].expand(-1, -1, dim)) * new_mask[..., None].to(hidden.dtype)
-    return kept, new_mask.to(attention_mask.dtype)
-
-
 class TopLayers(nn.Module):
     """The top encoder layers + head of `model`, run on cached states of layer `start_layer`.
 
     It holds `model` itself (not a copy): training it trains the full model's top layers and head,
     and the full model is what gets saved. Heads that read the pooler (BERT) and heads that read
-    the sequence (XLM-R's `RobertaClassificationHead`) are both supported. With `token_drop` > 0, each
-    forward in training mode runs on `drop_tokens` of the batch (evaluation mode sees every token).
+    the sequence (XLM-R's `RobertaClassificationHead`) are both supported.
     """
 
-    def __init__(self, model, start_layer: int, token_drop: float = 0.0):
+    def __init__(self, model, start_layer: int):
         super().__init__()
-        if not 0 <= token_drop < 1:
-            raise ValueError(f"token_drop must be in [0, 1), got {token_drop}")
         self.model = model
         self.start_layer = start_layer
-        self.token_drop = token_drop
         self.config = model.config
         self.base_model_prefix = f"model.{model.base_model_prefix}"  # so head/encoder parameter names resolve
         layers = encoder_layers(model)
@@ -212,8 +158,6 @@ class TopLayers(nn.Module):
         model = self.model
         base = getattr(model, model.base_model_prefix)
         layers = encoder_layers(model)[self.start_layer:]
-        if self.training and self.token_drop > 0:
-            hidden_states, attention_mask = drop_tokens(hidden_states, attention_mask, self.token_drop)
         if not output_hidden_states and supports_first_token(model):  # the last layer for the pooler's token only
             return SequenceClassifierOutput(logits=head_logits(model, hidden_states, attention_mask, layers))
         hidden = run_layers(model, hidden_states, attention_mask, layers)
@@ -243,25 +187,19 @@ FIRST_TOKEN_LAST_LAYER = 1 / 6
 
 
 def training_flops(non_embedding_per_layer: int, layers_trained: float, layers_cached: int, tokens_per_epoch: int,
-                   epochs: float, cached_passes: float = 1, first_token_last: bool = False,
-                   trained_tokens_per_epoch: int | None = None, frozen_params: int = 0) -> dict[str, float]:
+                   epochs: float, cached_passes: float = 1, first_token_last: bool = False) -> dict[str, float]:
     """Training FLOPs of a recipe, counted as 6 x params x tokens for trained layers (forward + backward)
     and 2 x params x tokens for the one forward pass that fills the cache (over `cached_passes` epochs'
     worth of tokens: train + validation + test). With `first_token_last` the last trained layer counts
-    `FIRST_TOKEN_LAST_LAYER` of a layer. `trained_tokens_per_epoch`: what the trained layers see an epoch
-    when it differs from what was cached (`train.token_drop`). `frozen_params`: weights inside the trained layers
-    that stay frozen (`model.train_ffn: false`), which cost 4 instead of 6 FLOPs a token (no weight gradient).
-    Attention-score FLOPs are left out (short texts)."""
+    `FIRST_TOKEN_LAST_LAYER` of a layer. Attention-score FLOPs are left out (short texts)."""
     if first_token_last:
         layers_trained = layers_trained - 1 + FIRST_TOKEN_LAST_LAYER
-    trained_tokens = tokens_per_epoch if trained_tokens_per_epoch is None else trained_tokens_per_epoch
-    trained = (6 * non_embedding_per_layer * layers_trained - 2 * frozen_params) * trained_tokens * epochs
+    trained = 6 * non_embedding_per_layer * layers_trained * tokens_per_epoch * epochs
     cached = 2 * non_embedding_per_layer * layers_cached * tokens_per_epoch * cached_passes
     return {"trained": float(trained), "cached": float(cached), "total": float(trained + cached)}
 
 
-def cached_training_inputs(model, encoded, start_layer: int, autocast: bool = False, passthrough: Sequence[str] = (),
-                           token_drop: float = 0.0):
+def cached_training_inputs(model, encoded, start_layer: int, autocast: bool = False, passthrough: Sequence[str] = ()):
     """Cache every split's layer-`start_layer` states once; return (TopLayers, collator, splits).
 
     The returned `DatasetDict` keeps, per split, `cache_index` (rows of one shared store, so one collator
@@ -276,7 +214,7 @@ def cached_training_inputs(model, encoded, start_layer: int, autocast: bool = Fa
         store.extend(cache_states(model, split, start_layer, autocast=autocast))
         keep = [c for c in ("labels", "length", *passthrough) if c in split.column_names]
         out[name] = split.select_columns(keep).add_column(INDEX_COLUMN, list(range(offset, offset + len(split))))
-    return TopLayers(model, start_layer, token_drop), CachedStatesCollator(store, passthrough=passthrough), datasets.DatasetDict(out)
+    return TopLayers(model, start_layer), CachedStatesCollator(store, passthrough=passthrough), datasets.DatasetDict(out)
 
 
 def unwrap(model):

@@ -18,7 +18,7 @@ from torch import nn
 from infer.labels import LabelSchema
 from train.backbone import load_pretrained
 from train.config import ConfigError, LossConfig, ModelConfig
-from train.layer_cache import encoder_layers, freeze_below, keep_bottom_layers
+from train.layer_cache import encoder_layers, freeze_below
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,6 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = load_pretrained(cfg.backbone, AutoTokenizer)
-    if cfg.text_prefix:
-        add_template_prefix(tokenizer, cfg.text_prefix)
     extra = {"classifier_dropout": cfg.dropout} if cfg.dropout is not None else {}
     if cfg.encoder_dropout is not None:
         extra.update(hidden_dropout_prob=cfg.encoder_dropout, attention_probs_dropout_prob=cfg.encoder_dropout)
@@ -50,8 +48,6 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
     )
     model.config.label_schema = schema.to_dict()
     model.config.issue_thresholds = {name: 0.5 for name in schema.issues}
-    if cfg.num_layers is not None:
-        keep_bottom_layers(model, cfg.num_layers)
     backbone_layers = model.config.num_hidden_layers
     if cfg.train_layers is not None and cfg.train_layers > backbone_layers:
         raise ConfigError(f"model.train_layers={cfg.train_layers} but the backbone has {backbone_layers} layers")
@@ -61,61 +57,10 @@ def build_model(cfg: ModelConfig, schema: LabelSchema):
         model.get_input_embeddings().weight.requires_grad_(False)
     if cfg.train_layers is not None:
         freeze_below(model, first_trained_layer(model, cfg))
-    if not cfg.train_ffn:
-        set_feed_forward_trainable(model, first_trained_layer(model, cfg), backbone_layers, False)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("Model %s: %.1fM parameters, %.1fM trainable", cfg.backbone, total / 1e6, trainable / 1e6)
     return model, tokenizer
-
-
-def add_template_prefix(tokenizer, prefix: str) -> None:
-    """Make the fast tokenizer put the tokens of `prefix` right after its first special token.
-
-    The prefix goes into the post-processor template (as one multi-id special piece), not into the
-    text, so it is part of the saved `tokenizer.json`: a plain `pipeline()`, `infer` and every window
-    of a long text get it, and truncation counts it. Only `TemplateProcessing` post-processors
-    (BERT, XLM-R, e5 tokenizers) are supported.
-    """
-    import json
-
-    backend = tokenizer.backend_tokenizer
-    state = json.loads(backend.to_str()).get("post_processor") or {}
-    if state.get("type") != "TemplateProcessing":
-        raise ConfigError(f"model.text_prefix needs a TemplateProcessing post-processor; this tokenizer has "
-                          f"{state.get('type')!r}")
-    # the text is tokenized on its own and starts a new word, so a trailing space would add a lone "▁"
-    ids = tokenizer(prefix.rstrip(), add_special_tokens=False)["input_ids"]
-    name = "[TEXT_PREFIX]"  # the piece's name in the template; its ids are the prefix's tokens
-    state["special_tokens"][name] = {"id": name, "ids": ids, "tokens": tokenizer.convert_ids_to_tokens(ids)}
-    for key in ("single", "pair"):
-        first = next(i for i, piece in enumerate(state[key]) if "SpecialToken" in piece)
-        state[key].insert(first + 1, {"SpecialToken": {"id": name, "type_id": 0}})
-    backend.post_processor = _template(state)
-
-
-def _template(state: dict):
-    """A `TemplateProcessing` from its serialized form (the `post_processor` entry of tokenizer.json)."""
-    from tokenizers import processors
-
-    def pieces(template):
-        return ["$" + p["Sequence"]["id"] + ":" + str(p["Sequence"]["type_id"]) if "Sequence" in p
-                else p["SpecialToken"]["id"] + ":" + str(p["SpecialToken"]["type_id"]) for p in template]
-
-    return processors.TemplateProcessing(
-        single=pieces(state["single"]), pair=pieces(state["pair"]),
-        special_tokens=[{"id": k, "ids": v["ids"], "tokens": v["tokens"]} for k, v in state["special_tokens"].items()],
-    )
-
-
-def set_feed_forward_trainable(model, start: int, stop: int, trainable: bool) -> None:
-    """Set whether the feed-forward weight matrices of encoder layers `start .. stop - 1` train (`model.train_ffn`).
-
-    Frozen (biases still train), autograd skips their weight gradients, two thirds of a layer's
-    weight-gradient matmuls; the input gradients still flow through them to the layers below."""
-    for layer in encoder_layers(model)[start:stop]:
-        for dense in (layer.intermediate.dense, layer.output.dense):
-            dense.weight.requires_grad_(trainable)
 
 
 def first_trained_layer(model, cfg: ModelConfig) -> int:
@@ -216,25 +161,6 @@ class IssueStanceLoss(nn.Module):
             label_smoothing=self.label_smoothing,
         )
         return self.issue_weight * bce + self.stance_weight * ce
-
-
-def cls_alignment_loss(hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of 1 - cos(first-token state, target embedding).
-
-    multilingual-e5 puts a paragraph's meaning in the *mean* of its last hidden states; the first
-    token, which the standard sequence-classification head reads, carries much less of it (a logistic
-    regression on frozen first-token states scores far below one on mean-pooled states), and
-    fine-tuning on a few hundred paragraphs can drift from the pretrained features. With the frozen
-    backbone's mean-pooled embedding as `target` (`train.embeddings.FrozenEncoder`), this term pulls the
-    first-token state toward it, so the checkpoint keeps the plain `BertForSequenceClassification`
-    architecture while its head reads features close to the ones e5 was trained to produce.
-
-    Args:
-        hidden: (batch, seq, dim) last hidden states of the model being trained.
-        target: (batch, dim) embeddings of the same texts from the frozen backbone.
-    """
-    cos = nn.functional.cosine_similarity(hidden[:, 0].float(), target.to(hidden.device).float(), dim=-1)
-    return (1.0 - cos).mean()
 
 
 def group_consistency_loss(logits: torch.Tensor, group_index: torch.Tensor, schema: LabelSchema) -> torch.Tensor:

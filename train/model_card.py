@@ -123,9 +123,7 @@ Config (`train_config.yaml` in this repository): backbone `{{ backbone }}`, {{ e
 validation macro-F1 gain, {% endif %}the best epoch on validation kept, batch size {{ batch_size }}, learning rate {{ learning_rate }}{% if head_learning_rate %} (new head: {{ head_learning_rate }}){% endif %},
 embeddings frozen: {{ freeze }}{% if train_layers %}; only the top {{ train_layers }} encoder layers{% if mean_layer %}
 (plus an appended mean-pooling layer){% endif %} and the head are trained, on cached states of the frozen layers below{% elif mean_layer %};
-an appended encoder layer initialized to mean-pool the states below feeds the head{% endif %}. Loss: BCE on issues + cross-entropy on stance{% if cls_alignment_weight %}
-+ {{ cls_alignment_weight }} × (1 − cosine) between the first-token state and the frozen backbone's mean-pooled
-embedding of the same text (training only; the checkpoint is a standard `BertForSequenceClassification`){% endif %}.
+an appended encoder layer initialized to mean-pool the states below feeds the head{% endif %}. Loss: BCE on issues + cross-entropy on stance.
 Reproduce: `python -m train --config configs/default.yaml`.
 """
 
@@ -236,7 +234,7 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
         backbone=base, bundled=cfg.model.backbone.startswith("bundled:"),
         epochs=cfg.train.epochs, patience=cfg.train.early_stopping_patience, batch_size=cfg.train.batch_size,
         learning_rate=cfg.train.learning_rate, head_learning_rate=cfg.train.head_learning_rate,
-        freeze=cfg.model.freeze_embeddings, cls_alignment_weight=cfg.loss.cls_alignment_weight,
+        freeze=cfg.model.freeze_embeddings,
         train_layers=cfg.model.train_layers, mean_layer=cfg.model.pooling == "mean_layer",
         extra_sections=extra_sections,
     )

@@ -29,14 +29,13 @@ import yaml
 
 from infer.atomic import full_disk_said_plainly, replace_dir
 from infer.labels import LabelSchema
-from train.augment import PAIR_SEP, context_pairs, token_fit, without_paired
+from train.augment import PAIR_SEP, context_pairs, token_fit
 from train.calibrate import fit_calibration
 from train.config import Config, ConfigError
 from train.data import DataError, load_records, split_summary, tokenize_splits
 from train.dropout import use_fast_dropout
-from train.embeddings import ALIGNMENT_COLUMN, add_alignment_targets
 from train.evaluate import evaluate_run
-from train.layer_cache import cached_training_inputs, kept_lengths, unwrap
+from train.layer_cache import cached_training_inputs, unwrap
 from train.model import build_model, first_trained_layer
 from train.splits import split_records
 from train.thresholds import tune_thresholds
@@ -225,14 +224,12 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
 
     # 2. model
     model, tokenizer = build_model(cfg.model, schema)
-    to_encode, alone, num_pairs = splits, splits["train"], 0
+    to_encode, num_pairs = splits, 0
     if cfg.data.context_pairs > 0:  # training inputs only: splits.json and the data summary keep the records
         pairs = context_pairs(splits["train"], cfg.data.context_pairs, cfg.seed,
                               fits=token_fit(tokenizer, cfg.data.max_length))
-        if cfg.data.context_pairs_only:  # a paired record is trained in its pair only
-            alone = without_paired(splits["train"], pairs)
         to_encode = datasets.DatasetDict(splits)
-        to_encode["train"] = datasets.concatenate_datasets([alone, pairs])
+        to_encode["train"] = datasets.concatenate_datasets([splits["train"], pairs])
         num_pairs = len(pairs)
     encoded = tokenize_splits(to_encode, tokenizer, schema, cfg.data.max_length)
     aux_columns = []  # per-row inputs of the consistency and actor losses (training split only)
@@ -244,19 +241,11 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
         encoded["train"] = encoded["train"].add_column(
             ACTOR_COLUMN, [schema.actors.index(a) if a in schema.actors else -1 for a in actors])
         aux_columns.append(ACTOR_COLUMN)
-    train_inputs = {"records": len(splits["train"]), "records_alone": len(alone), "context_pairs": num_pairs,
+    train_inputs = {"records": len(splits["train"]), "context_pairs": num_pairs,
                     "tokens": int(sum(encoded["train"]["length"]))}  # what one epoch trains on (metrics.json)
-    if cfg.train.token_drop > 0:  # what the trained layers see of them an epoch (train.layer_cache.drop_tokens)
-        train_inputs["trained_tokens"] = int(kept_lengths(torch.tensor(list(encoded["train"]["length"])),
-                                                          cfg.train.token_drop).sum())
     for name in ("validation", "test"):  # evaluation is batched in order: length order pads little
         order = np.argsort(encoded[name]["length"], kind="stable")
         splits[name], encoded[name] = splits[name].select(order), encoded[name].select(order)
-    if cfg.loss.cls_alignment_weight > 0:
-        logger.info("Alignment targets: frozen %s embeddings of %d training texts", cfg.model.backbone,
-                    len(encoded["train"]))
-        encoded["train"] = add_alignment_targets(encoded["train"], cfg.model.backbone, cfg.data.max_length,
-                                                 cache=cfg.eval.vector_cache)
 
     mark = stage_done("data_and_model", started)
     trainable, collator = model, None
@@ -264,8 +253,7 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
         start = first_trained_layer(model, cfg.model)
         trainable, collator, encoded = cached_training_inputs(
             model, encoded, start, autocast=resolve_precision(cfg.train.precision) == "bf16",
-            passthrough=([ALIGNMENT_COLUMN] if cfg.loss.cls_alignment_weight > 0 else []) + aux_columns,
-            token_drop=cfg.train.token_drop)
+            passthrough=aux_columns)
 
     mark = stage_done("cache_frozen_layers", mark) if collator is not None else mark
     # 3. train

@@ -28,10 +28,9 @@ from infer.atomic import atomic_file
 from infer.hardware import cpu_has_native_bf16
 from infer.labels import LabelSchema
 from train.config import Config
-from train.embeddings import ALIGNMENT_COLUMN
 from train.layer_cache import TopLayers, unwrap
 from train.metrics import IssueStanceMetric, flatten
-from train.model import IssueStanceLoss, actor_loss, cls_alignment_loss, group_consistency_loss
+from train.model import IssueStanceLoss, actor_loss, group_consistency_loss
 
 GROUP_COLUMN = "group_index"  # training rows of one group (translations, parallel paragraphs) share it; -1: alone
 ACTOR_COLUMN = "actor_index"  # index of the record's `actor` in the schema; -1: none
@@ -99,8 +98,8 @@ def is_head_parameter(model, name: str) -> bool:
 
 
 class IssueStanceTrainer(Trainer):
-    """The Trainer, with the new head (pooler + classifier) at its own learning rate when one is set,
-    and the optional first-token alignment term (`train.model.cls_alignment_loss`) in the training loss.
+    """The Trainer, with the new head (pooler + classifier) at its own learning rate when one is set, and the
+    optional group-consistency and who-reacts terms in the training loss.
 
     The head starts from random weights while the encoder is pretrained: a larger step for the head
     lets it catch up in the few hundred steps a small dataset gives, without shaking the encoder. The
@@ -108,13 +107,11 @@ class IssueStanceTrainer(Trainer):
     split into head and encoder parameters.
     """
 
-    def __init__(self, *args, head_learning_rate: float | None = None, cls_alignment_weight: float = 0.0,
-                 consistency_weight: float = 0.0, actor_weight: float = 0.0, num_actors: int = 0,
+    def __init__(self, *args, head_learning_rate: float | None = None, consistency_weight: float = 0.0, actor_weight: float = 0.0, num_actors: int = 0,
                  model_schema: LabelSchema | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.model_schema = model_schema
         self.head_learning_rate = head_learning_rate
-        self.cls_alignment_weight = cls_alignment_weight
         self.consistency_weight = consistency_weight
         self.actor_weight = actor_weight
         self._pooled: list[torch.Tensor] = []
@@ -129,7 +126,7 @@ class IssueStanceTrainer(Trainer):
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
-        for column in (ALIGNMENT_COLUMN, GROUP_COLUMN, ACTOR_COLUMN):  # keep them through column pruning
+        for column in (GROUP_COLUMN, ACTOR_COLUMN):  # keep them through column pruning
             if column not in self._signature_columns:
                 self._signature_columns.append(column)
 
@@ -178,19 +175,12 @@ class IssueStanceTrainer(Trainer):
             logger.warning("There were unexpected keys in the checkpoint loaded: %s", load_result.unexpected_keys)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The configured loss, plus `cls_alignment_weight` x `cls_alignment_loss` on training batches
-        that carry alignment targets (the train split gets them in `train.run`; evaluation never does)."""
-        target = inputs.pop(ALIGNMENT_COLUMN, None)
+        """The configured loss, plus on training batches `consistency_weight` x `group_consistency_loss` and
+        `actor_weight` x `actor_loss` (evaluation batches get the configured loss only)."""
         groups, actors = inputs.pop(GROUP_COLUMN, None), inputs.pop(ACTOR_COLUMN, None)
-        align = target is not None and self.cls_alignment_weight > 0 and model.training
-        if align:
-            inputs = {**inputs, "output_hidden_states": True}
         self._pooled.clear()
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
                                              num_items_in_batch=num_items_in_batch)
-        if align:
-            loss = loss + self.cls_alignment_weight * cls_alignment_loss(outputs.hidden_states[-1], target)
-            outputs.hidden_states = None  # not kept past the loss
         if model.training and groups is not None and self.consistency_weight > 0:
             loss = loss + self.consistency_weight * group_consistency_loss(outputs.logits, groups, self.model_schema)
         if model.training and actors is not None and self.actor_weight > 0 and self._pooled:
@@ -351,7 +341,6 @@ def build_trainer(cfg: Config, model, tokenizer, splits, schema: LabelSchema, ou
         compute_loss_func=loss,
         callbacks=callbacks,
         head_learning_rate=cfg.train.head_learning_rate,
-        cls_alignment_weight=cfg.loss.cls_alignment_weight,
         consistency_weight=cfg.loss.consistency_weight,
         actor_weight=cfg.loss.actor_weight,
         num_actors=len(schema.actors),
