@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     variants = args.variant or ["ao-tensor", "ao-channel"] + (
         ["torchao"] if importlib.util.find_spec("torchao") else [])
     texts = [r["text"] for r in load_paragraphs(Path(args.model), Path(args.data), args.split)]
-    fp32 = Classifier.from_pretrained(args.model, route="fp32")
+    # dynamic int8 quantization (torch.ao, torchao's CPU kernels) runs on the CPU only: the comparison stays there
+    fp32 = Classifier.from_pretrained(args.model, device="cpu", route="fp32")
     k = len(fp32.schema.issues)
     print(machine_line())
     print(f"checkpoint: {args.model}; {len(texts)} paragraphs; best of {args.repeat} after a warm-up\n")

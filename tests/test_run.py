@@ -278,7 +278,8 @@ def test_unknown_backbone_fails_before_anything_is_written(tiny_config):
 
 
 # accelerate's `--cpu` launcher starts one process unless MPI is set up; `--multi_gpu` starts
-# torch.distributed workers, which `train` runs with gloo when there is no GPU.
+# torch.distributed workers, which `train` runs with gloo when there is no GPU. The test hides any GPU from
+# both ranks (on a one-GPU machine they would share it, which NCCL refuses): it is about two CPU processes.
 LAUNCHERS = {
     "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
     "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
@@ -291,7 +292,7 @@ def test_two_cpu_processes(launcher, tiny_config, tmp_path):
     tiny_config.train.epochs = 1
     path = tmp_path / "ddp.yaml"
     tiny_config.save(path)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     tail = ["train"] if launcher == "accelerate" else ["-m", "train"]
     cmd = [sys.executable, *LAUNCHERS[launcher], *tail, "--config", str(path)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
