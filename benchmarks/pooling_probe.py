@@ -1,11 +1,11 @@
 """Which pooled states carry the stance? Logistic-regression probes on frozen or fine-tuned encoder states.
 
 For the config's train/validation/test split, fits a class-balanced logistic regression on the stance
-from (a) the frozen backbone's mean-pooled and first-token last hidden states and, with `--run`, (b) the
+from (a) the frozen backbone's mean-pooled and first-token last hidden states and, with `--model`, (b) the
 fine-tuned run's own mean-pooled and first-token states, and prints validation/test stance macro-F1
 beside the run's own head. Used to tell a weak first-token head from a drifted encoder.
 
-    python benchmarks/pooling_probe.py --config configs/default.yaml [--run runs/default]
+    python benchmarks/pooling_probe.py --config configs/default.yaml [--model runs/default]
     python benchmarks/pooling_probe.py --config configs/default.yaml --exclude authored_4 authored_5 authored_6
 """
 
@@ -48,7 +48,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("--run", help="a finished run directory whose own states are probed too")
+    parser.add_argument("--model", "--run", dest="run", help="a finished run directory whose own states are probed too")
     parser.add_argument("--exclude", nargs="*", default=[], help="leave out data files whose name contains these")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -8,6 +8,8 @@
     python -m infer --model runs/default paras.jsonl --explain        # + the sentence behind each decision
     python -m infer --model runs/default news.jsonl -o out.jsonl --report rep/ --group-by outlet --date-column date
     python -m infer --model runs/default corpus.jsonl --select-for-labeling 50 -o to_label.jsonl
+
+Exit status: 0 done, 1 failed, 2 bad usage or input (a missing file, a bad row, an unknown model); `infer.command`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from infer.command import add_log_level
 from infer.stream import FORMATS
 
 
@@ -45,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--date-column", metavar="COLUMN",
                    help="row field with the date (YYYY-MM-DD...): --report adds weekly shares and a plot over time")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--log-level", default="WARNING")
+    add_log_level(p, default="WARNING")  # standard output may be the data: quiet unless asked
     args = p.parse_args(argv)
     if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
         p.error(f"need --num-shards >= 1 and 0 <= --shard-index < --num-shards, got {args.num_shards}, {args.shard_index}")

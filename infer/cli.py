@@ -15,7 +15,7 @@ from pathlib import Path
 from infer import load
 from infer.atomic import atomic_file, check_output_path, report_stale_temporaries
 from infer.stream import Summary, detect_format, read_rows, require_fields, tag_stream
-from infer.termination import exit_on_sigterm
+from infer.command import BAD_INPUT, run_command, start_command
 
 logger = logging.getLogger(__name__)
 
@@ -54,40 +54,40 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    exit_on_sigterm()  # like Ctrl-C: the atomic output's temporary file is removed
-    try:
-        _check_paths(args)
-        clf = load(args.model, device=args.device, route=args.route)
-        fmt = detect_format(args.input, args.input_format)
-        rows = require_fields(read_rows(args.input, fmt, args.text_column),
-                              {"--group-by": args.group_by, "--date-column": args.date_column})
-        if args.select_for_labeling:
-            from infer.selection import run_selection
+    """Tag the input as `args` say; exit status 0 done, 1 failed, 2 bad usage or input (`infer.command`)."""
+    start_command(args.log_level)  # SIGTERM like Ctrl-C: the atomic output's temporary file is removed
+    return run_command(lambda: _tag(args), args.log_level, logger,
+                       bad_input=BAD_INPUT + (TypeError,))  # TypeError: a row whose text is not a string
 
-            return run_selection(clf, rows, args)
-        tag = dict(text_column=args.text_column, document=args.document, out_format=args.out_format,
-                   num_shards=args.num_shards, shard_index=args.shard_index, batch_size=args.batch_size,
-                   progress=not args.no_progress, explain=args.explain,  # analyst options (infer.evidence, corpus_report)
-                   summary=Summary(group_by=args.group_by, date_column=args.date_column))
-        if args.output == "-":
-            summary = tag_stream(clf, rows, sys.stdout, **tag)
-        else:
-            with atomic_file(args.output) as fh:
-                summary = tag_stream(clf, rows, fh, **tag)
-        if summary.rows == 0:
-            shard = f" for shard {args.shard_index} of {args.num_shards}" if args.num_shards > 1 else ""
-            logger.warning("%s: no rows to tag%s (empty input); the output is empty",
-                           "<stdin>" if args.input == "-" else args.input, shard)
-        if args.report:
-            _write_report(Path(args.report), clf, summary)
-        if args.report and summary.n_gold:
-            logger.warning("%d row(s) carry gold labels (issues, stance): to score the model on them, run "
-                           "`python -m train.evaluate --model %s --data %s`", summary.n_gold,
-                           args.model or "<model>", args.input)
-    except (OSError, ValueError, TypeError, ImportError) as exc:  # ImportError: --report without matplotlib
-        if args.log_level.upper() == "DEBUG":
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+def _tag(args: argparse.Namespace) -> int | None:
+    """The work of `main`: check paths, load the model, read, tag (or select), write, report."""
+    _check_paths(args)
+    clf = load(args.model, device=args.device, route=args.route)
+    fmt = detect_format(args.input, args.input_format)
+    rows = require_fields(read_rows(args.input, fmt, args.text_column),
+                          {"--group-by": args.group_by, "--date-column": args.date_column})
+    if args.select_for_labeling:
+        from infer.selection import run_selection
+
+        return run_selection(clf, rows, args)
+    tag = dict(text_column=args.text_column, document=args.document, out_format=args.out_format,
+               num_shards=args.num_shards, shard_index=args.shard_index, batch_size=args.batch_size,
+               progress=not args.no_progress, explain=args.explain,  # analyst options (infer.evidence, corpus_report)
+               summary=Summary(group_by=args.group_by, date_column=args.date_column))
+    if args.output == "-":
+        summary = tag_stream(clf, rows, sys.stdout, **tag)
+    else:
+        with atomic_file(args.output) as fh:
+            summary = tag_stream(clf, rows, fh, **tag)
+    if summary.rows == 0:
+        shard = f" for shard {args.shard_index} of {args.num_shards}" if args.num_shards > 1 else ""
+        logger.warning("%s: no rows to tag%s (empty input); the output is empty",
+                       "<stdin>" if args.input == "-" else args.input, shard)
+    if args.report:
+        _write_report(Path(args.report), clf, summary)
+    if args.report and summary.n_gold:
+        logger.warning("%d row(s) carry gold labels (issues, stance): to score the model on them, run "
+                       "`python -m train.evaluate --model %s --data %s`", summary.n_gold,
+                       args.model or "<model>", args.input)
+    return None

@@ -459,7 +459,7 @@ def test_cli_refuses_a_non_empty_out_dir_without_force(e5_dir, cache_root, tmp_p
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    assert backbone.main([f"bundled:{NAME}", "--out", str(out), "--cache-dir", str(cache_root)]) == 1
+    assert backbone.main([f"bundled:{NAME}", "--out", str(out), "--cache-dir", str(cache_root)]) == 2
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert backbone.main([f"bundled:{NAME}", "--out", str(out), "--cache-dir", str(cache_root), "--force"]) == 0
     assert (out / "model.safetensors").exists() and not (out / "keep.txt").exists()
@@ -470,6 +470,6 @@ def test_export_refuses_a_taken_out_dir_before_building(tmp_path, monkeypatch):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    assert backbone.main([f"bundled:{NAME}", "--out", str(out)]) == 1
+    assert backbone.main([f"bundled:{NAME}", "--out", str(out)]) == 2  # bad usage: --out is taken
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

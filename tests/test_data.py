@@ -154,11 +154,19 @@ def test_check_cli(capsys, monkeypatch):
     assert "records: OK" in out and "china_alignment" in out
 
 
-def test_check_cli_fails_on_bad_file(tmp_path, capsys):
+def test_check_cli_fails_on_bad_file(tmp_path, caplog):
     rec = {**good(), "stance": "pro"}
     path = write_jsonl(tmp_path / "d.jsonl", [rec])
-    assert main(["check", str(path), "--schema", str(REPO / "data/labels/schema.yaml")]) == 1
-    assert f"{path}:1: unknown stance label 'pro'" in capsys.readouterr().err
+    assert main(["check", str(path), "--schema", str(REPO / "data/labels/schema.yaml")]) == 1  # the check's finding
+    assert f"{path}:1: unknown stance label 'pro'" in caplog.text
+
+
+def test_check_cli_bad_usage_is_2(tmp_path, caplog):
+    assert main(["check", str(tmp_path / "nope.jsonl"), "--schema", str(REPO / "data/labels/schema.yaml")]) == 2
+    assert "nope.jsonl" in caplog.text
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--no-such-flag"])
+    assert exc.value.code == 2
 
 
 def test_sync_translations_copies_seed_labels_and_check_enforces_them(tmp_path, schema):
@@ -180,11 +188,11 @@ def test_sync_translations_copies_seed_labels_and_check_enforces_them(tmp_path, 
         check([seed_file, tr_file], schema)
 
 
-def test_binary_file_names_file_line_and_offset(tmp_path, capsys):
+def test_binary_file_names_file_line_and_offset(tmp_path, capsys, caplog):
     path = tmp_path / "d.jsonl"
     path.write_bytes((json.dumps(good()) + "\n").encode() + b"\x89PNG\r\n\x1a\n\x00\xff")
     assert main(["check", str(path), "--schema", str(REPO / "data/labels/schema.yaml")]) == 1
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err + caplog.text
     assert f"{path}:2: not UTF-8 text (byte 0x89 at byte offset {len(json.dumps(good())) + 1}" in err
     assert "Traceback" not in err
 

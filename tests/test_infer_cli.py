@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 
 import pytest
 
@@ -13,9 +14,17 @@ LINES = ["NATO drills near the border", "Sanctions on Russian banks", "Beijing b
 
 
 def run(argv, capsys):
-    code = main(parse_args(argv + ["--no-progress", "--route", "fp32"]))
+    """(exit code, standard output, standard error + the logged messages: where a terminal shows errors)."""
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger().addHandler(handler)
+    try:
+        code = main(parse_args(argv + ["--no-progress", "--route", "fp32"]))
+    finally:
+        logging.getLogger().removeHandler(handler)
     out = capsys.readouterr()
-    return code, out.out, out.err
+    return code, out.out, out.err + "\n".join(logged)
 
 
 def test_lines_to_jsonl(tiny_checkpoint, tmp_path, capsys):

@@ -97,7 +97,7 @@ def test_missing_token_fails_before_any_call(finished_run, monkeypatch, caplog):
     with pytest.raises(PublishError, match="No Hugging Face token"):
         publish(finished_run, "org/name", api=api)
     assert not api.method_calls
-    assert main(["--run", str(finished_run), "--repo-id", "org/name"]) == 2
+    assert main(["--model", str(finished_run), "--repo-id", "org/name"]) == 2
 
 
 def test_token_never_logged(finished_run, monkeypatch, caplog, tmp_path):
@@ -111,10 +111,21 @@ def test_token_never_logged(finished_run, monkeypatch, caplog, tmp_path):
                    for p in finished_run.iterdir() if p.is_file() and p.suffix in (".json", ".md", ".yaml"))
 
 
-def test_card_only_and_errors(finished_run, tmp_path):
+def test_run_is_a_deprecated_alias_of_model(finished_run, tmp_path, caplog):
     assert main(["--run", str(finished_run), "--card", str(tmp_path / "card.md")]) == 0
+    assert "--run is deprecated: use --model" in caplog.text and (tmp_path / "card.md").is_file()
+    with pytest.raises(SystemExit) as exc:
+        main(["--run", str(finished_run), "--model", str(tmp_path), "--card", str(tmp_path / "c.md")])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["--repo-id", "org/name"])  # no run at all
+    assert exc.value.code == 2
+
+
+def test_card_only_and_errors(finished_run, tmp_path):
+    assert main(["--model", str(finished_run), "--card", str(tmp_path / "card.md")]) == 0
     assert "## Evaluation" in (tmp_path / "card.md").read_text()
-    assert main(["--run", str(tmp_path), "--dry-run", "--out", str(tmp_path / "x")]) == 2
+    assert main(["--model", str(tmp_path), "--dry-run", "--out", str(tmp_path / "x")]) == 2
 
 
 @pytest.mark.parametrize("flags, private", [([], True), (["--private"], True), (["--public"], False)])
@@ -123,7 +134,7 @@ def test_new_repositories_are_private_unless_public_is_asked(finished_run, monke
 
     seen = {}
     monkeypatch.setattr(publish_module, "publish", lambda run, repo, **kw: seen.update(kw) or "url")
-    assert main(["--run", str(finished_run), "--repo-id", "org/name", *flags]) == 0
+    assert main(["--model", str(finished_run), "--repo-id", "org/name", *flags]) == 0
     assert seen["private"] is private
 
 
@@ -171,7 +182,7 @@ def test_hub_failure_is_one_line_naming_the_step_without_the_token(finished_run,
     getattr(api, failing).side_effect = ConnectionError(
         "Max retries exceeded (token hf_secret_token_value)\nmore details")
     monkeypatch.setattr("huggingface_hub.HfApi", lambda token=None: api)
-    assert main(["--run", str(finished_run), "--repo-id", "org/name"]) == 2
+    assert main(["--model", str(finished_run), "--repo-id", "org/name"]) == 1  # a failure, not bad usage
     messages = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert messages == [f"{step} failed: ConnectionError: Max retries exceeded (token ***)"]
     out = capsys.readouterr()

@@ -56,7 +56,7 @@ def test_picks_spread_over_languages_and_sources_and_skip_labeled(schema):
     assert sel.n_skipped == 1
 
 
-def test_cli_output_passes_the_data_check_after_review(tiny_checkpoint, tmp_path, schema, capsys):
+def test_cli_output_passes_the_data_check_after_review(tiny_checkpoint, tmp_path, schema, caplog):
     corpus = tmp_path / "corpus.jsonl"
     rows = [{"text": f"NATO drills near the border number {i}. Sanctions on banks {i}.", "lang": ["en", "ru", "de"][i % 3],
              "url": f"https://outlet{i % 4}.example/{i}", "date": f"2022-01-{i + 1:02d}"} for i in range(12)]
@@ -79,7 +79,7 @@ def test_cli_output_passes_the_data_check_after_review(tiny_checkpoint, tmp_path
     assert summary.by_origin == {"reviewed": 5}
     assert main(parse_args(["--model", str(tiny_checkpoint), str(corpus), "--select-for-labeling", "2",
                             "--no-progress"])) == 2
-    assert "give the file with -o" in capsys.readouterr().err
+    assert "give the file with -o" in caplog.text
 
 
 def test_reviewed_origin_validates(schema):

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from infer.atomic import atomic_dir
+from infer.command import add_log_level, run_command, start_command
 from infer.labels import LabelSchema
 from train.calibrate import fit_calibration
-from train.command import run_command, start_command
-from train.config import ConfigError, load_config
+from train.config import load_config
 from train.data import DataError, load_records
 from train.thresholds import tune_thresholds
 
@@ -159,11 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-refit", dest="refit", action="store_false",
                         help="keep the first run's thresholds and calibration (runs trained on different splits)")
     parser.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip the report")
-    parser.add_argument("--log-level", default="INFO")
+    add_log_level(parser)
     args = parser.parse_args(argv)
     start_command(args.log_level)
-    return run_command(lambda: average_runs(args.runs, args.out, args.refit, args.evaluate), args.log_level,
-                       (ConfigError, DataError, OSError, ValueError), logger)
+    return run_command(lambda: average_runs(args.runs, args.out, args.refit, args.evaluate), args.log_level, logger)
 
 
 if __name__ == "__main__":

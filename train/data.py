@@ -5,7 +5,9 @@ Records are JSON Lines with the fields `id, text, lang, issues, stance, origin, 
 `file:line`; `load_records` then reads the same files through `datasets`' JSON builder
 (`train.splits.split_records` makes the grouped splits).
 
-Command line: `python -m train.data check [FILES...]` validates and prints a summary table.
+Command line: `python -m train.data check [FILES...]` validates and prints a summary table (also `near-copies`,
+`coverage`, `sync-translations`). Exit status: 0 fine, 1 the check found a problem (or near-copies a pair), 2 bad
+usage or input (a missing file, an unreadable schema).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from infer.atomic import atomic_file
 from infer.classifier import visible
 from infer.labels import LabelSchema
 from infer.stream import decoded_lines
-from infer.termination import exit_on_sigterm
+from infer.command import EXIT_FAILURE, EXIT_OK, add_log_level, run_command, start_command
 
 logger = logging.getLogger(__name__)
 
@@ -388,35 +390,42 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--schema", default="data/labels/schema.yaml")
     s = sub.add_parser("sync-translations", help="copy seed labels onto the translations of each group")
     s.add_argument("files", nargs="*", help="JSON Lines files (default: data/labels/*.jsonl)")
+    for command in (p, n, c, s):
+        add_log_level(command)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    exit_on_sigterm()  # like Ctrl-C: a file being rewritten keeps its old content
+    start_command(args.log_level)  # SIGTERM like Ctrl-C: a file being rewritten keeps its old content
     files = args.files or sorted(Path("data/labels").glob("*.jsonl"))
-    try:
+
+    def work() -> int:
         if args.command == "sync-translations":
             logger.info("%d translation record(s) relabeled from their seed", sync_translations(files))
-            return 0
+            return EXIT_OK
         schema = LabelSchema.from_yaml(args.schema)
         if args.command == "coverage":
             from train.coverage import coverage_tables
 
             print(coverage_tables(validate_files(files, schema), schema, args.thin))
-            return 0
+            return EXIT_OK
         if args.command == "near-copies":
             records = validate_files(files, schema)
             others = validate_files(args.against, schema, external=True) if args.against else None
             pairs = near_copies(records, others, args.threshold)
             for rec_id, other_id, sim in pairs:
                 print(f"{sim:.3f}\t{rec_id}\t{other_id}")
-            print(f"{len(pairs)} pair(s) at cosine >= {args.threshold}", file=sys.stderr)
-            return 1 if pairs else 0
-        summary = check(files, schema, args.min_issue, args.min_stance)
-    except (DataError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{len(files)} file(s), {summary.n} records: OK\n")
-    print(format_summary(summary, schema))
-    return 0
+            logger.info("%d pair(s) at cosine >= %s", len(pairs), args.threshold)
+            return EXIT_FAILURE if pairs else EXIT_OK
+        for path in map(Path, files):  # a file that is not there is bad usage (2), not a finding
+            _require_file(path)
+        try:
+            summary = check(files, schema, args.min_issue, args.min_stance)
+        except DataError as exc:  # what the check is for: a finding about the data (1)
+            logger.error("%s", exc)
+            return EXIT_FAILURE
+        print(f"{len(files)} file(s), {summary.n} records: OK\n")
+        print(format_summary(summary, schema))
+        return EXIT_OK
+
+    return run_command(work, args.log_level, logger)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from infer.classifier import Classifier
+from infer.command import add_log_level, run_command, start_command
 from infer.labels import LabelSchema
-from train.command import run_command, start_command
 from train.baselines import build_baselines
-from train.config import Config, ConfigError, load_config
+from train.config import Config, load_config
 from train.calibrate import calibration_report
 from train.data import DataError, load_records
 from train.report import score_system, worst_errors, write_report
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines", nargs="*", help="subset of majority tfidf_logreg embeddings_logreg")
     parser.add_argument("--out", help="output directory (default: the run directory)")
     parser.add_argument("--cv", type=int, metavar="K", help=argparse.SUPPRESS)  # moved to train.crossval
-    parser.add_argument("--log-level", default="INFO")
+    add_log_level(parser)
     args = parser.parse_args(argv)
     start_command(args.log_level)
     if args.cv:
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = load_config(run_config).eval.extra_data if run_config.is_file() else []
         evaluate_run(args.model, args.split, args.data, args.baselines, args.out, extra_data=extra)
 
-    return run_command(work, args.log_level, (ConfigError, DataError, OSError, ValueError), logger)
+    return run_command(work, args.log_level, logger)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Publish a run to the Hugging Face Hub with its model card.
 
-    python -m train.publish --run runs/default --repo-id ORG/NAME [--public] [--revision BRANCH] [--dtype fp16]
-    python -m train.publish --run runs/default --repo-id ORG/NAME --dry-run --out DIR   # the folder, no upload
-    python -m train.publish --run runs/default --card model_card.md                      # regenerate the card only
+    python -m train.publish --model runs/default --repo-id ORG/NAME [--public] [--revision BRANCH] [--dtype fp16]
+    python -m train.publish --model runs/default --repo-id ORG/NAME --dry-run --out DIR   # the folder, no upload
+    python -m train.publish --model runs/default --card model_card.md                      # regenerate the card only
 
 The folder holds the checkpoint in safetensors only (no pickles), the tokenizer, config.json with labels
 and thresholds, the evaluation report and plots, and the model card as README.md; never the training
 data. A new repository is private unless `--public` (`publish(private=...)`, `hub.private` in the config:
 private by default everywhere). The token comes from `huggingface_hub.get_token()` (`HF_TOKEN` or the
-standard `huggingface-cli login`), and is never logged.
+standard `huggingface-cli login`), and is never logged. Exit status: 0 published (or written), 1 the Hub
+refused or could not be reached, 2 bad usage or input (not a finished run, no token, ...).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from infer.atomic import atomic_dir
-from train.command import run_command, start_command
+from infer.command import add_log_level, run_command, start_command
 from train.model_card import build_card
 
 logger = logging.getLogger(__name__)
@@ -34,8 +35,12 @@ PUBLISHED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_co
              "stance_confusion.png", "issue_f1_by_system.png", "macro_f1_by_language.png")
 
 
-class PublishError(RuntimeError):
-    """Publishing cannot proceed; nothing was uploaded."""
+class PublishError(ValueError):
+    """Publishing cannot proceed (not a finished run, no token, a bad option); nothing was uploaded."""
+
+
+class HubError(RuntimeError):
+    """A Hub call failed (offline, refused, bad token); the message names the step."""
 
 
 def build_folder(run_dir: str | Path, out_dir: str | Path, repo_id: str | None = None, dtype: str | None = None) -> Path:
@@ -115,7 +120,7 @@ def _step(step: str, token: str):
         yield
     except Exception as exc:  # the Hub client raises HTTP, connection and offline errors of many types
         cause = (str(exc).strip().splitlines() or [""])[0].replace(token, "***")
-        raise PublishError(f"{step} failed: {type(exc).__name__}: {cause}") from None
+        raise HubError(f"{step} failed: {type(exc).__name__}: {cause}") from None
 
 
 def headline(run_dir: Path) -> str:
@@ -151,7 +156,8 @@ def publish(run_dir: str | Path, repo_id: str, *, private: bool = True, revision
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.publish", description=__doc__.splitlines()[0])
-    p.add_argument("--run", required=True, help="run directory made by `python -m train`")
+    p.add_argument("--model", help="run directory made by `python -m train`")
+    p.add_argument("--run", help=argparse.SUPPRESS)  # the former name of --model, still accepted
     p.add_argument("--repo-id", help="ORG/NAME on the Hub")
     vis = p.add_mutually_exclusive_group()
     vis.add_argument("--public", action="store_true", help="create the repository as public (default: private)")
@@ -161,26 +167,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="write the folder to --out and upload nothing")
     p.add_argument("--out", help="folder for --dry-run")
     p.add_argument("--card", help="only (re)write the model card of the run to this path")
-    p.add_argument("--log-level", default="INFO")
+    add_log_level(p)
     args = p.parse_args(argv)
-    start_command(args.log_level, fmt="%(levelname)s %(name)s: %(message)s")
+    if args.run and args.model and args.run != args.model:
+        p.error(f"--run {args.run} and --model {args.model} name different runs; give --model only")
+    if not (args.model or args.run):
+        p.error("the following arguments are required: --model")
+    if args.dry_run and not args.card and not args.out:
+        p.error("--dry-run needs --out DIR")
+    if not (args.card or args.dry_run or args.repo_id):
+        p.error("--repo-id is required to publish")
+    start_command(args.log_level)
+    if args.run:
+        logger.warning("--run is deprecated: use --model %s", args.run)
+    run = args.model or args.run
 
     def work() -> None:
         if args.card:
-            build_card(args.run, args.repo_id).save(args.card)
+            build_card(run, args.repo_id).save(args.card)
             logger.info("Model card written to %s", args.card)
         elif args.dry_run:
-            if not args.out:
-                p.error("--dry-run needs --out DIR")
-            build_folder(args.run, args.out, args.repo_id, args.dtype)
+            build_folder(run, args.out, args.repo_id, args.dtype)
             logger.info("Dry run: the folder that would be uploaded is %s", args.out)
         else:
-            if not args.repo_id:
-                p.error("--repo-id is required to publish")
-            logger.info("Commit: %s", publish(args.run, args.repo_id, private=not args.public, revision=args.revision,
+            logger.info("Commit: %s", publish(run, args.repo_id, private=not args.public, revision=args.revision,
                                               dtype=args.dtype))
 
-    return run_command(work, args.log_level, (PublishError, OSError, ValueError), logger)
+    return run_command(work, args.log_level, logger, failures=(HubError,))
 
 
 if __name__ == "__main__":
