@@ -1,6 +1,6 @@
 """Cost of `classify(..., explain=True)` (leave-one-sentence-out evidence) relative to plain `classify`.
 
-    python benchmarks/explain_cost.py [--model runs/default] [--n 100] [--repeat 3]
+    python -m benchmarks.explain_cost [--model runs/default] [--n 100] [--repeat 3]
 
 Takes `--n` paragraphs drawn (seeded) from every file of `data/labels/`, times plain `classify` and
 `classify(explain=True)` alternately on the same paragraphs after one warm-up each, and prints the
@@ -16,25 +16,22 @@ import json
 import logging
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from benchmarks.common import machine_line  # noqa: E402
-from infer.classifier import Classifier  # noqa: E402
-from infer.evidence import split_sentences  # noqa: E402
-from infer.labels import LabelSchema  # noqa: E402
+from benchmarks.common import machine_line
+from infer.classifier import Classifier
+from infer.evidence import split_sentences
+from infer.labels import LabelSchema
 
 
 def load_classifier(model: str, backbone: str) -> tuple[Classifier, str]:
     if Path(model, "config.json").is_file():
         return Classifier.from_pretrained(model, route="fp32"), model
     from train.config import ModelConfig
-    from train.model import build_model
+    from train.model.build import build_model
 
     schema = LabelSchema.from_yaml("data/labels/schema.yaml")
     torch.manual_seed(0)

@@ -1,6 +1,6 @@
 """Inference throughput: a plain `transformers` pipeline (the baseline) vs `classify()` and its routes.
 
-    python benchmarks/infer_speed.py --model runs/default [--data data/labels] [--split test] [--repeat 2]
+    python -m benchmarks.infer_speed --model runs/default [--data data/labels] [--split test] [--repeat 2]
 
 One process, one checkpoint, the same paragraphs for every system. For each system it prints
 paragraphs/s, tokens/s, the process's peak RSS while it ran (all models stay loaded), the speed-up over the baseline
@@ -26,18 +26,15 @@ import argparse
 import gc
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks.common import fp32_matmul_flops, machine_line, peak_rss_mib, reset_peak_rss  # noqa: E402
-from infer.classifier import Classifier  # noqa: E402
-from infer.routes import available_routes  # noqa: E402
+from benchmarks.common import fp32_matmul_flops, machine_line, peak_rss_mib, reset_peak_rss
+from infer.classifier import Classifier
+from infer.routes import available_routes
 
 
 def load_paragraphs(model_dir: Path, data: Path, split: str) -> list[dict]:

@@ -1,12 +1,12 @@
 """Time one training step of the default recipe on cached states, per dropout variant, and print ratios.
 
-    python benchmarks/step_speed.py [--config configs/default.yaml] [--lengths 80 160] [--steps 6]
+    python -m benchmarks.step_speed [--config configs/default.yaml] [--lengths 80 160] [--steps 6]
 
 A step is what the train loop repeats: `TopLayers` (the trained top layers + head) forward on a random
 batch of cached states (batch `train.batch_size`, every second text padded to 3/4 of the length), the
 loss, backward and an AdamW step. Variants, all in the same process, alternated over `--rounds`:
 torch's dropout everywhere (the recipe before this session), hidden-state (and classifier) masks
-from `train.dropout.fast_dropout`, no attention-probability dropout (with torch's or fast
+from `train.model.dropout.fast_dropout`, no attention-probability dropout (with torch's or fast
 hidden-state masks: the default is the latter) and no dropout at all. Prints milliseconds per step
 (best round) and the ratio to the first variant, with the CPU seen.
 """
@@ -16,20 +16,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from benchmarks.common import machine_line  # noqa: E402
-from infer.labels import LabelSchema  # noqa: E402
-from train.config import load_config  # noqa: E402
-from train.dropout import use_fast_dropout  # noqa: E402
-from train.layer_cache import TopLayers, encoder_layers  # noqa: E402
-from train.model import build_model, first_trained_layer  # noqa: E402
+from benchmarks.common import machine_line
+from infer.labels import LabelSchema
+from train.config import load_config
+from train.model.dropout import use_fast_dropout
+from train.model.layer_cache import TopLayers, encoder_layers
+from train.model.build import build_model, first_trained_layer
 
 VARIANTS = {  # name: (attention dropout, hidden dropout, fast hidden-state masks)
     "torch dropout (attention + hidden)": (0.1, 0.1, False),

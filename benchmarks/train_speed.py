@@ -1,19 +1,19 @@
 """Train a config end to end and print wall time, peak RSS, the recipe's training FLOPs and FLOP/s.
 
-    python benchmarks/train_speed.py [--config configs/default.yaml] [--set key=value ...] [--no-eval]
+    python -m benchmarks.train_speed [--config configs/default.yaml] [--set key=value ...] [--no-eval]
 
 Training FLOPs are counted from the recipe: 6 x (non-embedding parameters per layer) x layers trained
 x training tokens x epochs run, plus 2 x parameters x layers cached x tokens of every split for the
-one forward pass that fills the cache (`train.layer_cache.training_flops`); the figure is printed as a
+one forward pass that fills the cache (`training_flops`); the figure is printed as a
 ratio to the full recipe (every layer trained, 15 epochs, same records; `data.context_pairs` adds inputs to
 the recipe's count, not to the full one's), and as achieved FLOP/s against
 a plain fp32 matmul measured in the same run, with the CPU features this process saw, and the wall
 seconds of each stage (`metrics.json` "stage_seconds"). Timings are only comparable as ratios measured
 in one run on one machine. An AVX2-only CPU can be emulated on a newer one (`infer.hardware`):
 
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 python benchmarks/train_speed.py
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 python -m benchmarks.train_speed
 
-The frozen-feature baseline's vectors come from `train.vector_store`: by default the benchmark gives the run
+The frozen-feature baseline's vectors come from `train.evaluate.vector_store`: by default the benchmark gives the run
 an empty temporary store (`--vectors cold`: a new user's first run embeds every text); `--vectors warm`
 uses the user's store (`$STC_VECTOR_CACHE` or ~/.cache), where an earlier run on the same texts left them.
 """
@@ -24,21 +24,33 @@ import argparse
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from benchmarks.common import fp32_matmul_flops, machine_line, peak_rss_mib  # noqa: E402
-from train.config import load_config  # noqa: E402
-from train.layer_cache import training_flops  # noqa: E402
-from train.run import main as train_main  # noqa: E402
+from benchmarks.common import fp32_matmul_flops, machine_line, peak_rss_mib
+from train.config import load_config
+from train.run import main as train_main
 
 FULL_RECIPE_EPOCHS = 15
+
+# Share of a BERT layer's matmul FLOPs still spent on every position when only the first token's output is
+# needed (`infer.first_token`): the key and value projections, 2 h^2 of 4 h^2 + 2 h x intermediate (= 12 h^2).
+FIRST_TOKEN_LAST_LAYER = 1 / 6
+
+
+def training_flops(non_embedding_per_layer: int, layers_trained: float, layers_cached: int, tokens_per_epoch: int,
+                   epochs: float, cached_passes: float = 1, first_token_last: bool = False) -> dict[str, float]:
+    """Training FLOPs of a recipe, counted as 6 x params x tokens for trained layers (forward + backward)
+    and 2 x params x tokens for the one forward pass that fills the cache (over `cached_passes` epochs'
+    worth of tokens: train + validation + test). With `first_token_last` the last trained layer counts
+    `FIRST_TOKEN_LAST_LAYER` of a layer. Attention-score FLOPs are left out (short texts)."""
+    if first_token_last:
+        layers_trained = layers_trained - 1 + FIRST_TOKEN_LAST_LAYER
+    trained = 6 * non_embedding_per_layer * layers_trained * tokens_per_epoch * epochs
+    cached = 2 * non_embedding_per_layer * layers_cached * tokens_per_epoch * cached_passes
+    return {"trained": float(trained), "cached": float(cached), "total": float(trained + cached)}
 
 
 def inputs_line(records: int, inputs: dict | None) -> str:
@@ -75,7 +87,7 @@ def main() -> None:
     from transformers import AutoConfig, AutoTokenizer
 
     from infer.labels import LabelSchema
-    from train.data import load_records
+    from train.data.records import load_records
 
     tok = AutoTokenizer.from_pretrained(run_dir)
     by_id = {r["id"]: r for r in load_records(cfg.data_files(), LabelSchema.from_yaml(cfg.data.schema))}
@@ -109,7 +121,7 @@ def main() -> None:
     recipe = training_flops(per_layer, trained, cached, train_tokens, epochs, cached_passes=all_tokens / train_tokens,
                             first_token_last=first_token_last)
     recipe["total"] += 2 * per_layer * frozen_uncached * train_tokens * epochs  # frozen layers' forward, uncached
-    from train.backbone import load_pretrained
+    from train.backbones.bundled import load_pretrained
 
     backbone_layers = load_pretrained(cfg.model.backbone, AutoConfig).num_hidden_layers
     full = training_flops(per_layer, backbone_layers, 0, record_tokens, FULL_RECIPE_EPOCHS)  # the records, no pairs

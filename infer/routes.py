@@ -9,7 +9,7 @@ Routes:
 agrees with fp32 on a probe set (`agreement`), otherwise the classifier falls back to fp32.
 
 There is no int8 route: dynamic int8 quantization of the Linear layers changed too many decisions on real
-news (`benchmarks/int8_probe.py`: torch.ao's deprecated `quantize_dynamic`, the fast kernels, changed at least
+news (`research/int8_probe.py`: torch.ao's deprecated `quantize_dynamic`, the fast kernels, changed at least
 one decision on about a third of the real-news dev paragraphs, on AVX2 and on VNNI alike, and an fp32 re-check
 of the low-margin ones would have to re-run nearly all of them; torchao's per-token int8 changed 7-10% of
 them and ran 1.1x fp32 on AVX2, 1.7x with VNNI, where bf16 is faster). bf16 is the fast route where the CPU

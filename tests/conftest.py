@@ -11,7 +11,7 @@ from tiny_models import make_tiny_checkpoint
 
 @pytest.fixture(autouse=True)
 def _vector_store_in_tmp(tmp_path_factory, monkeypatch):
-    """Frozen-embedding vectors (train.vector_store) go to a per-session temporary store, not the user's."""
+    """Frozen-embedding vectors (train.evaluate.vector_store) go to a per-session temporary store, not the user's."""
     monkeypatch.setenv("STC_VECTOR_CACHE", str(tmp_path_factory.getbasetemp() / "vector-store"))
 
 
@@ -51,7 +51,7 @@ def tiny_config(tmp_path, data_file, tiny_backbone):
 def tiny_checkpoint(tiny_backbone, tmp_path_factory) -> Path:
     """A classifier checkpoint in this package's format (labels, schema, thresholds), untrained."""
     from train.config import ModelConfig
-    from train.model import build_model
+    from train.model.build import build_model
 
     schema = LabelSchema.from_yaml(SCHEMA_PATH)
     model, tokenizer = build_model(ModelConfig(backbone=str(tiny_backbone), train_layers=None), schema)

@@ -30,7 +30,7 @@ from infer.command import add_log_level, run_command, start_command
 from infer.labels import LabelSchema
 from train.calibrate import fit_calibration
 from train.config import load_config
-from train.data import DataError, load_records
+from train.data.records import DataError, load_records
 from train.thresholds import tune_thresholds
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def average_runs(runs: Sequence[str | Path], out: str | Path, refit_on_validatio
     Example:
         >>> average_runs(["runs/s1", "runs/s2"], "runs/avg")  # doctest: +SKIP
     """
-    from train.evaluate import evaluate_run
+    from train.evaluate.evaluation import evaluate_run
     from train.run import check_output_dir
 
     runs = [_run_dir(r) for r in runs]

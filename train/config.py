@@ -60,13 +60,13 @@ class DataConfig:
     )
     max_length: int = field(default=256, metadata={"help": "Token limit per training example."})
     cv_folds: int | None = field(
-        default=None, metadata={"help": "Grouped K-fold: the test split is fold cv_fold of K (set by python -m train.crossval)."}
+        default=None, metadata={"help": "Grouped K-fold: the test split is fold cv_fold of K (set by python -m train.evaluate.crossval)."}
     )
     cv_fold: int = field(default=0, metadata={"help": "Which fold is the test split when cv_folds is set."})
     context_pairs: float = field(
         default=1.0,
         metadata={"help": "Extra training records per training record: the record joined with a neutral, issue-free "
-                          "paragraph of its language, keeping its labels (train.augment). 0: off."},
+                          "paragraph of its language, keeping its labels (train.data.augment). 0: off."},
     )
 
     def __post_init__(self) -> None:
@@ -208,7 +208,7 @@ class TrainConfig:
     )
     fast_dropout: bool = field(
         default=True,
-        metadata={"help": "On CPU, draw the dropout masks 4 per 64-bit random word (train.dropout; the same Bernoulli "
+        metadata={"help": "On CPU, draw the dropout masks 4 per 64-bit random word (train.model.dropout; the same Bernoulli "
                           "masks, cheaper to draw). false: torch's dropout."},
     )
 
@@ -248,7 +248,7 @@ class EvalConfig:
     vector_cache: bool = field(
         default=True,
         metadata={"help": "Keep the frozen backbone's sentence vectors (embeddings_logreg baseline) in a store "
-                          "($STC_VECTOR_CACHE, else ~/.cache/security-talks-classifier/vectors; train.vector_store)."},
+                          "($STC_VECTOR_CACHE, else ~/.cache/security-talks-classifier/vectors; train.evaluate.vector_store)."},
     )
     extra_data: list[str] = field(
         default_factory=list,

@@ -29,15 +29,15 @@ import yaml
 
 from infer.atomic import full_disk_said_plainly, replace_dir
 from infer.labels import LabelSchema
-from train.augment import PAIR_SEP, context_pairs, token_fit
+from train.data.augment import PAIR_SEP, context_pairs, token_fit
 from train.calibrate import fit_calibration
 from train.config import Config, ConfigError
-from train.data import DataError, load_records, split_summary, tokenize_splits
-from train.dropout import use_fast_dropout
-from train.evaluate import evaluate_run
-from train.layer_cache import cached_training_inputs, unwrap
-from train.model import build_model, first_trained_layer
-from train.splits import split_records
+from train.data.records import DataError, load_records, split_summary, tokenize_splits
+from train.model.dropout import use_fast_dropout
+from train.evaluate.evaluation import evaluate_run
+from train.model.layer_cache import cached_training_inputs, unwrap
+from train.model.build import build_model, first_trained_layer
+from train.data.splits import split_records
 from train.thresholds import tune_thresholds
 from train.trainer import ACTOR_COLUMN, GROUP_COLUMN, build_trainer, resolve_precision
 
@@ -329,7 +329,7 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
         replace_dir(staging, run_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     if cfg.hub.push:
-        from train.publish import publish
+        from train.publish.hub import publish
 
         publish(run_dir, cfg.hub.repo_id, private=cfg.hub.private)
     logger.info("Test (Trainer metrics, issue thresholds 0.5; report.md uses the tuned ones): "

@@ -28,9 +28,9 @@ from infer.atomic import atomic_file
 from infer.hardware import cpu_has_native_bf16
 from infer.labels import LabelSchema
 from train.config import Config
-from train.layer_cache import TopLayers, unwrap
-from train.metrics import IssueStanceMetric, flatten
-from train.model import IssueStanceLoss, actor_loss, group_consistency_loss
+from train.model.layer_cache import TopLayers, unwrap
+from train.evaluate.metrics import IssueStanceMetric, flatten
+from train.model.build import IssueStanceLoss, actor_loss, group_consistency_loss
 
 GROUP_COLUMN = "group_index"  # training rows of one group (translations, parallel paragraphs) share it; -1: alone
 ACTOR_COLUMN = "actor_index"  # index of the record's `actor` in the schema; -1: none
@@ -51,7 +51,7 @@ def resolve_precision(precision: str) -> str:
 
 def training_arguments(cfg: Config, output_dir: str | Path, cached_states: bool = False):
     """`TrainingArguments` from the typed config; `cached_states`: batches come from
-    `train.layer_cache.CachedStatesCollator`, which needs the `cache_index` column kept."""
+    `train.model.layer_cache.CachedStatesCollator`, which needs the `cache_index` column kept."""
     from transformers import TrainingArguments
 
     t = cfg.train
