@@ -30,7 +30,7 @@ from infer.labels import LabelSchema
 from train.config import Config
 from train.model.layer_cache import TopLayers, unwrap
 from train.evaluate.metrics import IssueStanceMetric, flatten
-from train.model.build import IssueStanceLoss, actor_loss, group_consistency_loss
+from train.model.loss import IssueStanceLoss, actor_loss, group_consistency_loss
 
 GROUP_COLUMN = "group_index"  # training rows of one group (translations, parallel paragraphs) share it; -1: alone
 ACTOR_COLUMN = "actor_index"  # index of the record's `actor` in the schema; -1: none

@@ -15,7 +15,7 @@ from train import run as run_module
 from train.__main__ import cli
 from train.config import load_config
 from train.data.records import DataError
-from train.model.build import IssueStanceLoss
+from train.model.loss import IssueStanceLoss
 from train.run import main
 
 

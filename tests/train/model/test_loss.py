@@ -1,10 +1,10 @@
-"""The auxiliary losses of train.model.build: group consistency and the who-reacts head."""
+"""The auxiliary losses of train.model.loss: group consistency and the who-reacts head."""
 
 import pytest
 import torch
 
 from infer.labels import LabelSchema
-from train.model.build import actor_loss, group_consistency_loss
+from train.model.loss import actor_loss, group_consistency_loss
 
 SCHEMA = LabelSchema(issues=("a", "b"), stance=("x", "y", "z"))
 
