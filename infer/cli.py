@@ -70,7 +70,12 @@ def _tag(args: argparse.Namespace) -> int | None:
     if args.select_for_labeling:
         from infer.selection import run_selection
 
-        return run_selection(clf, rows, args)
+        if args.document:
+            raise ValueError("--select-for-labeling works on paragraphs; drop --document")
+        run_selection(clf, rows, args.select_for_labeling, args.output, text_column=args.text_column,
+                      group_by=args.group_by, labeled_dir=args.labeled_dir, num_shards=args.num_shards,
+                      shard_index=args.shard_index, batch_size=args.batch_size, progress=not args.no_progress)
+        return None
     tag = dict(text_column=args.text_column, document=args.document, out_format=args.out_format,
                num_shards=args.num_shards, shard_index=args.shard_index, batch_size=args.batch_size,
                progress=not args.no_progress, explain=args.explain,  # analyst options (infer.evidence, corpus_report)

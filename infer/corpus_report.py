@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from infer.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ def write_plots(summary: dict[str, Any], schema, out_dir: Path) -> list[Path]:
     def save(fig, name: str) -> None:
         fig.tight_layout()
         paths.append(out_dir / name)
-        fig.savefig(paths[-1], dpi=110)
+        with atomic_file(paths[-1], "wb") as fh:  # a plot is replaced whole or not at all
+            fig.savefig(fh, format="png", dpi=110)
         plt.close(fig)
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [len(issues) + 1, len(stance)]})
@@ -175,25 +176,14 @@ def write_corpus_report(summary: dict[str, Any], schema, out_dir: str | Path, mo
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+
     def write_md(plots: list[str]) -> Path:
-        fd, tmp = tempfile.mkstemp(prefix=".summary.md.", dir=out_dir)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with atomic_file(out_dir / "summary.md") as fh:
             fh.write(render_markdown(summary, schema, plots, model))
-        os.replace(tmp, out_dir / "summary.md")
         return out_dir / "summary.md"
 
     md = write_md([])
-    staging = Path(tempfile.mkdtemp(prefix=".plots-", dir=out_dir))
-    try:
-        plots = write_plots(summary, schema, staging)
-        final = []
-        for p in plots:
-            os.replace(p, out_dir / p.name)
-            final.append(out_dir / p.name)
-    finally:
-        for leftover in staging.iterdir():
-            leftover.unlink()
-        staging.rmdir()
+    final = write_plots(summary, schema, out_dir)
     write_md([p.name for p in final])
     logger.info("Corpus report written to %s", md)
     return [md, *final]

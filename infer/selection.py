@@ -26,12 +26,13 @@ import heapq
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
+
+from infer.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -168,43 +169,42 @@ def labeled_texts(directory: str | Path) -> set[str]:
     return out
 
 
-def _write_atomically(path: Path, lines: Iterable[str]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_selection(picks: list[tuple[dict[str, Any], dict[str, Any]]], out: str | Path) -> Path:
     """Write the records to `out` and the reasons to `<out>.scores.jsonl`, each atomically."""
     out = Path(out)
-    _write_atomically(out, (json.dumps(r, ensure_ascii=False) + "\n" for r, _ in picks))
+    with atomic_file(out) as fh:
+        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r, _ in picks)
     side = out.with_name(out.name + ".scores.jsonl")
-    _write_atomically(side, (json.dumps(w, ensure_ascii=False) + "\n" for _, w in picks))
+    with atomic_file(side) as fh:
+        fh.writelines(json.dumps(w, ensure_ascii=False) + "\n" for _, w in picks)
     return out
 
 
-def run_selection(clf, rows, args) -> int:
-    """`--select-for-labeling N`: tag the stream (output discarded), select, write `args.output`."""
+def run_selection(clf, rows, n: int, output: str, *, text_column: str = "text", group_by: str | None = None,
+                  labeled_dir: str | None = None, num_shards: int = 1, shard_index: int = 0, batch_size: int = 16,
+                  progress: bool = True) -> Path:
+    """`--select-for-labeling N`: tag `rows` (the tags discarded), select the `n` paragraphs most worth labeling
+    and write them to `output` (with the reasons beside it, `<output>.scores.jsonl`).
+
+    Args:
+        clf: the loaded `Classifier`.
+        rows: `(where, row)` pairs from `infer.stream.read_rows`.
+        group_by: row field naming the outlet, for a diverse selection.
+        labeled_dir: skip paragraphs already labeled in this directory's JSON Lines files.
+
+    Returns:
+        The file written.
+    """
     from infer.stream import tag_stream
 
-    if args.output == "-":
+    if output == "-":
         raise ValueError("--select-for-labeling writes records for review: give the file with -o to_label.jsonl")
-    if args.document:
-        raise ValueError("--select-for-labeling works on paragraphs; drop --document")
-    selector = LabelingSelector(args.select_for_labeling, clf.schema, clf.thresholds,
-                                source_column=getattr(args, "group_by", None),
-                                labeled_texts=labeled_texts(args.labeled_dir) if args.labeled_dir else None)
+    selector = LabelingSelector(n, clf.schema, clf.thresholds, source_column=group_by,
+                                labeled_texts=labeled_texts(labeled_dir) if labeled_dir else None)
     with open(os.devnull, "w", encoding="utf-8") as sink:
-        tag_stream(clf, rows, sink, text_column=args.text_column, num_shards=args.num_shards,
-                   shard_index=args.shard_index, batch_size=args.batch_size, progress=not args.no_progress,
-                   observers=[selector])
+        tag_stream(clf, rows, sink, text_column=text_column, num_shards=num_shards, shard_index=shard_index,
+                   batch_size=batch_size, progress=progress, observers=[selector])
     picks = selector.select()
-    write_selection(picks, args.output)
-    logger.info("Wrote %d paragraphs to label to %s (reasons in %s.scores.jsonl)", len(picks), args.output,
-                   args.output)
-    return 0
+    out = write_selection(picks, output)
+    logger.info("Wrote %d paragraphs to label to %s (reasons in %s.scores.jsonl)", len(picks), output, output)
+    return out
