@@ -168,6 +168,60 @@ def _last_checkpoint(work_dir: Path) -> str | None:
     return None
 
 
+def encode_inputs(cfg: Config, splits, tokenizer, schema: LabelSchema):
+    """Tokenize the splits for training: the train split with its context pairs and the per-row inputs of the
+    consistency and actor losses; validation and test in length order (evaluation is batched in order, so
+    little padding). `splits` is reordered alike, so its rows stay aligned with `encoded`.
+
+    Returns:
+        (encoded, aux_columns, train_inputs): the `DatasetDict` the trainer reads, the extra training columns,
+        and what one epoch trains on (records, context pairs, tokens; saved in metrics.json).
+    """
+    import datasets
+
+    to_encode, num_pairs = splits, 0
+    if cfg.data.context_pairs > 0:  # training inputs only: splits.json and the data summary keep the records
+        pairs = context_pairs(splits["train"], cfg.data.context_pairs, cfg.seed,
+                              fits=token_fit(tokenizer, cfg.data.max_length))
+        to_encode = datasets.DatasetDict(splits)
+        to_encode["train"] = datasets.concatenate_datasets([splits["train"], pairs])
+        num_pairs = len(pairs)
+    encoded = tokenize_splits(to_encode, tokenizer, schema, cfg.data.max_length)
+    aux_columns = []  # per-row inputs of the consistency and actor losses (training split only)
+    if cfg.loss.consistency_weight > 0:
+        encoded["train"] = encoded["train"].add_column(GROUP_COLUMN, group_indices(to_encode["train"]))
+        aux_columns.append(GROUP_COLUMN)
+    if cfg.loss.actor_weight > 0:
+        actors = list(to_encode["train"]["actor"])
+        encoded["train"] = encoded["train"].add_column(
+            ACTOR_COLUMN, [schema.actors.index(a) if a in schema.actors else -1 for a in actors])
+        aux_columns.append(ACTOR_COLUMN)
+    train_inputs = {"records": len(splits["train"]), "context_pairs": num_pairs,
+                    "tokens": int(sum(encoded["train"]["length"]))}
+    for name in ("validation", "test"):
+        order = np.argsort(encoded[name]["length"], kind="stable")
+        splits[name], encoded[name] = splits[name].select(order), encoded[name].select(order)
+    return encoded, aux_columns, train_inputs
+
+
+def tune_on_validation(trainer, encoded_validation, validation, schema: LabelSchema):
+    """Predict validation with the best checkpoint, tune the issue thresholds and fit the calibration on those
+    logits, both into the model's config (thresholds stay on the raw sigmoid; `infer` maps them).
+
+    Returns:
+        (the validation prediction, the calibration's summary for metrics.json).
+    """
+    val = trainer.predict(encoded_validation, metric_key_prefix="validation")
+    k = len(schema.issues)
+    thresholds = tune_thresholds(schema.scores(val.predictions)[:, :k], val.label_ids[:, :k])
+    trainer.model.config.issue_thresholds = {n: round(float(t), 4) for n, t in zip(schema.issues, thresholds)}
+    logger.info("Issue thresholds (validation-tuned): %s", trainer.model.config.issue_thresholds)
+    calibration, calibration_info = fit_calibration(val.predictions, val.label_ids, schema,
+                                                    groups=validation["group"])
+    trainer.model.config.update(calibration.to_config())
+    return val, calibration_info
+
+
 def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
     """Train, tune thresholds and save a run; return the finished run directory.
 
@@ -179,7 +233,6 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
         >>> from train.config import load_config
         >>> run_dir = main(load_config("configs/default.yaml", ["train.max_steps=2"]))  # doctest: +SKIP
     """
-    import datasets
     import torch
     from transformers import set_seed
 
@@ -224,28 +277,7 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
 
     # 2. model
     model, tokenizer = build_model(cfg.model, schema)
-    to_encode, num_pairs = splits, 0
-    if cfg.data.context_pairs > 0:  # training inputs only: splits.json and the data summary keep the records
-        pairs = context_pairs(splits["train"], cfg.data.context_pairs, cfg.seed,
-                              fits=token_fit(tokenizer, cfg.data.max_length))
-        to_encode = datasets.DatasetDict(splits)
-        to_encode["train"] = datasets.concatenate_datasets([splits["train"], pairs])
-        num_pairs = len(pairs)
-    encoded = tokenize_splits(to_encode, tokenizer, schema, cfg.data.max_length)
-    aux_columns = []  # per-row inputs of the consistency and actor losses (training split only)
-    if cfg.loss.consistency_weight > 0:
-        encoded["train"] = encoded["train"].add_column(GROUP_COLUMN, group_indices(to_encode["train"]))
-        aux_columns.append(GROUP_COLUMN)
-    if cfg.loss.actor_weight > 0:
-        actors = list(to_encode["train"]["actor"])
-        encoded["train"] = encoded["train"].add_column(
-            ACTOR_COLUMN, [schema.actors.index(a) if a in schema.actors else -1 for a in actors])
-        aux_columns.append(ACTOR_COLUMN)
-    train_inputs = {"records": len(splits["train"]), "context_pairs": num_pairs,
-                    "tokens": int(sum(encoded["train"]["length"]))}  # what one epoch trains on (metrics.json)
-    for name in ("validation", "test"):  # evaluation is batched in order: length order pads little
-        order = np.argsort(encoded[name]["length"], kind="stable")
-        splits[name], encoded[name] = splits[name].select(order), encoded[name].select(order)
+    encoded, aux_columns, train_inputs = encode_inputs(cfg, splits, tokenizer, schema)
 
     mark = stage_done("data_and_model", started)
     trainable, collator = model, None
@@ -276,16 +308,7 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
     mark = stage_done("train_loop", mark)
 
     # 4. thresholds on validation (best checkpoint is loaded at the end of training)
-    val = trainer.predict(encoded["validation"], metric_key_prefix="validation")
-    k = len(schema.issues)
-    val_scores = schema.scores(val.predictions)
-    thresholds = tune_thresholds(val_scores[:, :k], val.label_ids[:, :k])
-    trainer.model.config.issue_thresholds = {n: round(float(t), 4) for n, t in zip(schema.issues, thresholds)}
-    logger.info("Issue thresholds (validation-tuned): %s", trainer.model.config.issue_thresholds)
-    # calibration from the same validation logits; thresholds stay on the raw sigmoid (infer maps them)
-    calibration, calibration_info = fit_calibration(val.predictions, val.label_ids, schema,
-                                                    groups=splits["validation"]["group"])
-    trainer.model.config.update(calibration.to_config())
+    val, calibration_info = tune_on_validation(trainer, encoded["validation"], splits["validation"], schema)
     test = trainer.predict(encoded["test"], metric_key_prefix="test")
     mark = stage_done("thresholds_calibration_test", mark)
 
@@ -317,7 +340,6 @@ def main(cfg: Config, resume: bool = False, overwrite: bool = False) -> Path:
             "train_inputs": train_inputs,
         }
         mark = stage_done("save", mark)
-        (staging / "metrics.json").write_text(json.dumps(history, indent=2, default=float), encoding="utf-8")
         del trainer, model, trainable, collator  # the evaluation reloads the saved checkpoint: free the training copy and optimizer first
         gc.collect()
         if cfg.eval.enabled:
