@@ -134,6 +134,8 @@ class LabelSchema:
             "stance": list(self.stance),
             "stance_target": self.stance_target,
             "definitions": dict(self.definitions or {}),
+            "actors": list(self.actors),
+            "registers": list(self.registers),
         }
 
     @classmethod
@@ -144,6 +146,8 @@ class LabelSchema:
                 stance=tuple(data["stance"]),
                 stance_target=data.get("stance_target", ""),
                 definitions=dict(data.get("definitions") or {}),
+                actors=tuple(data.get("actors") or ()),
+                registers=tuple(data.get("registers") or ()),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{where}: expected keys 'issues' and 'stance' (lists of names), got {data!r}") from exc

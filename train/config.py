@@ -64,7 +64,7 @@ class DataConfig:
     )
     cv_fold: int = field(default=0, metadata={"help": "Which fold is the test split when cv_folds is set."})
     context_pairs: float = field(
-        default=1.0,
+        default=0.5,
         metadata={"help": "Extra training records per training record: the record joined with a neutral, issue-free "
                           "paragraph of its language, keeping its labels (train.data.augment). 0: off."},
     )
@@ -166,7 +166,7 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: float = field(default=3.0, metadata={"help": "Maximum number of epochs."})
+    epochs: float = field(default=2.0, metadata={"help": "Maximum number of epochs."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (overrides epochs if > 0)."})
     batch_size: int = field(default=16, metadata={"help": "Per-device training batch size."})
     eval_batch_size: int = field(default=16, metadata={"help": "Per-device evaluation batch size."})

@@ -479,3 +479,20 @@ def test_a_missing_backbone_directory_is_named(tiny_config, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"model.backbone .*/no/such/dir: no such directory"):
         main(tiny_config)
     assert not tiny_config.run_dir.exists() and not tiny_config.run_dir.with_name("run.partial").exists()
+
+
+def test_a_run_on_actor_annotated_data_evaluates_with_its_checkpoints_schema(tiny_config, tmp_path):
+    """The report reloads the data with the checkpoint's schema: its actor labels must travel with it."""
+    import dataclasses
+
+    from synthetic_data import synthetic_records, write_jsonl
+    from infer.labels import LabelSchema
+
+    records = [{**r, "actor": "west", "register": "wire"} if i % 2 else r for i, r in enumerate(synthetic_records())]
+    data = write_jsonl(tmp_path / "actors.jsonl", records)
+    cfg = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, files=[str(data)]),
+                              eval=dataclasses.replace(tiny_config.eval, enabled=True, baselines=["majority"]))
+    run_dir = main(cfg)
+    assert (run_dir / "report.json").is_file()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert "west" in LabelSchema.from_dict(config["label_schema"]).actors
